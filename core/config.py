@@ -304,6 +304,7 @@ class _Parser:
             return (), None
         keys: list[Secret] = []
         missing: list[str] = []
+        empty: list[str] = []
         for node, field_ in zip(nodes, fields, strict=True):
             try:
                 value = self.r.string_or_unset(node, field_, secret=True).strip()
@@ -313,14 +314,16 @@ class _Parser:
             if not value:
                 if not references(node.text):
                     self.r.expected(node, field_, "a non-empty key", secret=True)
-                missing.append(f"{node.text.strip()} is empty")
+                # Empty on purpose (`${KEY_2:-}`): an optional pool member, no warning.
+                empty.append(" and ".join(references(node.text)) + " is empty")
                 continue
             if not references(node.text):
                 self.warn(node, field_, "key written in plain text; prefer ${ENV_VAR}")
             keys.append(Secret(value))
         if missing and keys:
             self.warn(nodes[0], fields[0], "some keys skipped: " + ", ".join(missing))
-        return tuple(keys), (", ".join(missing) if missing and not keys else None)
+        reason = ", ".join(missing or empty) if not keys else None
+        return tuple(keys), reason
 
     def models(self, node: YNode | None, f: str) -> tuple[str, ...]:
         if node is None:
@@ -472,12 +475,20 @@ class _Parser:
         if "file" in m.values:
             n = m.values["file"]
             # An explicit empty value means "no log file"; absent means the default place.
-            values["file"] = "" if n.is_null else self.r.string(n, "logging.file").strip()
+            path = "" if n.is_null else self.r.string(n, "logging.file").strip()
+            values["file"] = self.expand_home(path)
         if n := m.get("max_bytes"):
             values["max_bytes"] = self.size(n, "logging.max_bytes")
         if n := m.get("backups"):
             values["backups"] = self.r.integer(n, "logging.backups", minimum=0)
         return LoggingConfig(**values)  # type: ignore[arg-type]
+
+    def expand_home(self, path: str) -> str:
+        """`~/x` -> `$HOME/x` from the env mapping given (the parser reads no environment)."""
+        home = self.r.env.get("HOME") or self.r.env.get("USERPROFILE")
+        if home and (path == "~" or path.startswith(("~/", "~\\"))):
+            return home.rstrip("/\\") + path[1:]
+        return path
 
     def size(self, node: YNode, f: str) -> int:
         number = self.r.number(node)
