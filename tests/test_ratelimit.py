@@ -31,7 +31,8 @@ def test_a_fresh_bucket_allows_a_full_burst_then_paces_at_the_rate() -> None:
 
 def test_pacing_a_steady_stream_admits_exactly_rate_per_second() -> None:
     bucket = TokenBucket(rate=2.0, capacity=2.0, now=0.0)
-    now, admitted_at = 0.0, []
+    now = 0.0
+    admitted_at: list[float] = []
     while len(admitted_at) < 8:
         wait = bucket.try_acquire(1, now)
         if wait == 0.0:
