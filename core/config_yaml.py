@@ -57,6 +57,11 @@ def compose(text: str, source: str) -> YNode | None:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
         parts = [p for p in (exc.context, exc.problem) if p]
+        lines = text.splitlines()
+        source_line = lines[line - 1] if line and line <= len(lines) else ""
+        if "flow" in " ".join(parts) and "${" in source_line:
+            # `[${KEY}]` is a YAML trap: `{` opens a mapping inside a flow collection.
+            parts.append('inside [...] or {...} write ${...} values in quotes: "${KEY}"')
         raise ConfigError("invalid YAML: " + "; ".join(parts), file=source, line=line) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"invalid YAML: {type(exc).__name__}", file=source) from None
@@ -138,9 +143,9 @@ def interpolate(text: str, env: Mapping[str, str]) -> str:
     return result
 
 
-def references(text: str) -> bool:
-    """Whether a string takes (part of) its value from the environment."""
-    return any(m.group(2) for m in _VAR.finditer(text))
+def references(text: str) -> list[str]:
+    """The environment variables a string takes (part of) its value from."""
+    return [m.group(2) for m in _VAR.finditer(text) if m.group(2)]
 
 
 # ---------------------------------------------------------------- typed reading
@@ -324,6 +329,8 @@ _RATE_WORD = re.compile(_AMOUNT + r"\s*(?P<word>[rt]p[smhd])")  # 100 rpm, 10 rp
 def parse_rate(text: str) -> tuple[float, float, str | None] | None:
     """`100 requests/min` -> (100, 60, "requests"); `10/s` -> (10, 1, None); else None."""
     text = text.strip().lower()
+    if re.fullmatch(r"\d+(?:\.\d+)?", text):
+        return (float(text), 60.0, None)  # a bare number is per minute
     match = _RATE.fullmatch(text)
     if match:
         counted: str | None = None
