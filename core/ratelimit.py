@@ -4,7 +4,8 @@ Rules:
 - No clock reads: every method takes `now` (monotonic seconds). A `now` earlier than one
   already seen refills nothing (time never runs backwards for a bucket).
 - A bucket starts full. `try_acquire` either charges all `n` tokens and returns 0.0, or
-  charges nothing and returns the exact wait until `n` would be available.
+  charges nothing and returns the exact wait until `n` would be available; `wait_time`
+  answers the same question without charging (for choosing among upstreams).
 - A request larger than the bucket (`n > capacity`) is admitted once the bucket is full
   and leaves the level negative (debt), so a huge request is slow but never starved.
 - `adjust` corrects an estimate with real usage (positive = charge more, negative =
@@ -50,13 +51,19 @@ class TokenBucket:
 
     def try_acquire(self, n: float, now: float) -> float:
         """0.0 if `n` tokens were charged; else the seconds until they would be (no charge)."""
+        wait = self.wait_time(n, now)
+        if wait == 0.0:
+            self._advance(now)
+            self._tokens -= n
+        return wait
+
+    def wait_time(self, n: float, now: float) -> float:
+        """What `try_acquire(n, now)` would return, without charging or changing anything."""
         if n < 0 or math.isnan(n):
             raise ValueError(f"cannot acquire {n!r} tokens")
-        self._advance(now)
         need = min(n, self.capacity)  # more than capacity: wait for a full bucket, then owe
-        short = need - self._tokens
+        short = need - self._refilled(now)
         if short <= _SLACK * max(1.0, self.capacity):
-            self._tokens -= n
             return 0.0
         return short / self.rate
 

@@ -20,6 +20,8 @@ def test_a_fresh_bucket_allows_a_full_burst_then_paces_at_the_rate() -> None:
     assert bucket.level(100.0) == pytest.approx(0.0)
 
     # The 61st waits exactly one second, and nothing was charged by asking.
+    assert bucket.wait_time(1, now=100.0) == pytest.approx(1.0)
+    assert bucket.wait_time(0.5, now=100.0) == pytest.approx(0.5)
     assert bucket.try_acquire(1, now=100.0) == pytest.approx(1.0)
     assert bucket.try_acquire(1, now=100.25) == pytest.approx(0.75)
     assert bucket.level(100.25) == pytest.approx(0.25)
@@ -145,7 +147,9 @@ def test_the_level_never_exceeds_capacity_and_waits_are_honest(
         else:
             n = abs(amount)
             before = bucket.level(now)
+            predicted = bucket.wait_time(n, now)
             wait = bucket.try_acquire(n, now)
+            assert wait == predicted
             if wait == 0.0:
                 assert bucket.level(now) == pytest.approx(before - n)
             else:
