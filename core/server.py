@@ -1,0 +1,505 @@
+"""The HTTP/1.1 server: h11 on trio, one task per connection. The proxy's front door and the
+test suite's fake upstreams.
+
+What it owns and its rules:
+- `serve(handler, ...)` binds, reports `ServerInfo` through `task_status.started`, and serves
+  until cancelled (or until `drain` is set and in-flight requests are done).
+- A request is read whole (body as bytes) before the handler runs; limits answer 413 (body),
+  431 (headers), 400 (malformed), 408 (request too slow). `Expect: 100-continue` gets a
+  `100 Continue` before the body is read.
+- While the handler runs and while a stream is relayed, a watcher task reads the client
+  socket: EOF or reset cancels the handler/stream at once (the proxy relies on this to cancel
+  upstream requests). Bytes it reads (a pipelined next request) are fed to h11, never lost.
+- A `Response.stream` is always `aclose`d: when done, on error and on disconnect (shielded
+  for a short grace period so it runs even when the surrounding scope is cancelled).
+- A handler exception answers 500 with a small JSON body and closes the connection; it is
+  logged (logger "ccx.server"). Nothing a client does (reset, garbage) kills the server or
+  other connections.
+- Cheap: one cancel scope and one watcher task per request, one `send_all` for a whole
+  non-stream response, one `send_all` per stream chunk, no buffering.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import h11
+import trio
+
+from core.http import Headers, Request, Response
+
+__all__ = ["Handler", "ServerInfo", "ServerLimits", "serve"]
+
+log = logging.getLogger("ccx.server")
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+RECEIVE_SIZE = 64 * 1024
+# How long a stream's aclose() may run once its scope is cancelled (client gone, shutdown).
+ACLOSE_GRACE = 5.0
+# After an error response we stop writing and read (discard) what the client still sends for
+# a moment: closing with unread bytes makes the kernel send RST, which can destroy our
+# response in the client's receive buffer before it reads it.
+LINGER_SECONDS = 1.0
+LINGER_BYTES = 4 * 1024 * 1024
+SERVER_HEADER = (b"server", b"ccx-tray")
+CLOSE_HEADER = (b"connection", b"close")
+
+_DISCONNECT_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerLimits:
+    max_header_bytes: int = 64 * 1024
+    max_body_bytes: int = 64 * 1024 * 1024
+    keepalive_timeout: float = 75.0  # idle wait for the next request on a kept-alive connection
+    request_timeout: float = 60.0  # to receive a whole request (headers + body) once it started
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerInfo:
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+
+def _error_response(status: int, reason: str, kind: str, message: str) -> tuple[bytes, bytes]:
+    """Prebuilt (head, body) of an error answer; the connection always closes after it."""
+    body = json.dumps({"error": {"type": kind, "message": message}}, separators=(",", ":")).encode()
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\nserver: ccx-tray\r\n\r\n"
+    ).encode()
+    return head, body
+
+
+_ERRORS = {
+    400: _error_response(400, "Bad Request", "invalid_request", "malformed HTTP request"),
+    408: _error_response(408, "Request Timeout", "timeout", "request not received in time"),
+    413: _error_response(413, "Content Too Large", "request_too_large", "request body too large"),
+    431: _error_response(
+        431, "Request Header Fields Too Large", "request_too_large", "request headers too large"
+    ),
+    500: _error_response(500, "Internal Server Error", "internal", "internal error"),
+}
+
+
+def _has_no_body(status: int, head_only: bool) -> bool:
+    return head_only or status < 200 or status in (204, 304)
+
+
+def _response_headers(response: Response, *, stream: bool, close: bool) -> Headers:
+    """The handler's headers plus what the server owes: content-length for bodies (never a
+    duplicate), `server`, `connection: close` when draining. Framing of streams is h11's job,
+    so the handler's content-length/transfer-encoding are dropped there."""
+    has_server = has_length = has_te = False
+    for name, _ in response.headers:
+        if name == b"content-length":
+            has_length = True
+        elif name == b"server":
+            has_server = True
+        elif name == b"transfer-encoding":
+            has_te = True
+    headers = response.headers
+    if has_te or (stream and has_length):
+        dropped = (b"content-length", b"transfer-encoding") if stream else (b"transfer-encoding",)
+        headers = [(k, v) for k, v in headers if k not in dropped]
+    extra: Headers = []
+    if not has_server:
+        extra.append(SERVER_HEADER)
+    if not stream and not has_length and not _has_no_body(response.status, False):
+        extra.append((b"content-length", b"%d" % len(response.body)))
+    if close:
+        extra.append(CLOSE_HEADER)
+    return [*headers, *extra] if extra else headers
+
+
+async def _aclose_stream(stream: AsyncIterator[bytes]) -> None:
+    """Close a response stream even when our scope is cancelled (shielded, time-boxed)."""
+    aclose: Callable[[], Awaitable[Any]] | None = getattr(stream, "aclose", None)
+    if aclose is None:
+        return
+    with trio.move_on_after(ACLOSE_GRACE, shield=True):
+        try:
+            await aclose()
+        except Exception:
+            log.exception("response stream failed to close")
+
+
+def _peer(stream: trio.SocketStream) -> str:
+    try:
+        addr = stream.socket.getpeername()
+    except OSError:
+        return ""
+    if isinstance(addr, tuple):
+        host = addr[0]
+        return f"[{host}]:{addr[1]}" if ":" in host else f"{host}:{addr[1]}"
+    return str(addr)
+
+
+class _Server:
+    """Shared state of one `serve` call: the handler, the limits and the live connections."""
+
+    def __init__(self, handler: Handler, limits: ServerLimits) -> None:
+        self.handler = handler
+        self.limits = limits
+        self.connections: set[_Connection] = set()
+        self.draining = False
+        self.all_closed = trio.Event()
+
+    def begin_drain(self) -> None:
+        self.draining = True
+        for conn in list(self.connections):
+            conn.close_if_idle()
+        if not self.connections:
+            self.all_closed.set()
+
+    async def serve_connection(self, stream: trio.SocketStream) -> None:
+        conn = _Connection(self, stream)
+        self.connections.add(conn)
+        try:
+            await conn.run()
+        except BaseException as exc:
+            _log_connection_error(conn.client, exc)
+        finally:
+            self.connections.discard(conn)
+            if self.draining and not self.connections:
+                self.all_closed.set()
+
+
+def _log_connection_error(client: str, exc: BaseException) -> None:
+    """Log (never propagate) a connection's own errors; re-raise cancellation and the like."""
+    if isinstance(exc, BaseExceptionGroup):
+        errors, others = exc.split(Exception)
+        if errors is not None:
+            _log_connection_error(client, errors)
+        if others is not None:
+            raise others
+        return
+    if not isinstance(exc, Exception):
+        raise exc
+    if isinstance(exc, _DISCONNECT_ERRORS):
+        log.debug("client %s went away: %r", client, exc)
+    else:
+        log.error("connection from %s failed", client, exc_info=exc)
+
+
+class _Connection:
+    """One client connection: an h11 state machine and the request/response loop."""
+
+    __slots__ = (
+        "client",
+        "failed",
+        "h11",
+        "idle",
+        "limits",
+        "peer_closed",
+        "pending",
+        "scope",
+        "server",
+        "stream",
+    )
+
+    def __init__(self, server: _Server, stream: trio.SocketStream) -> None:
+        self.server = server
+        self.limits = server.limits
+        self.stream = stream
+        self.client = _peer(stream)
+        self.h11 = h11.Connection(
+            h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes
+        )
+        self.scope: trio.CancelScope | None = None  # the current request's timeout scope
+        self.idle = False  # waiting for the first byte of a request: drain may close us
+        self.pending = False  # the watcher fed bytes of the next request to h11
+        self.peer_closed = False
+        self.failed = False  # an error answer was sent: the connection is closing
+
+    def close_if_idle(self) -> None:
+        if self.idle and self.scope is not None:
+            self.scope.cancel()
+
+    async def run(self) -> None:
+        conn = self.h11
+        while True:
+            request = await self._read_request()
+            if request is None:
+                return
+            if not await self._respond(request):
+                return
+            if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+                return  # e.g. `Connection: close` either way, or HTTP/1.0
+            conn.start_next_cycle()
+
+    # -- reading -------------------------------------------------------------------------
+
+    async def _receive(self) -> bytes:
+        try:
+            return await self.stream.receive_some(RECEIVE_SIZE)
+        except _DISCONNECT_ERRORS:
+            return b""
+
+    async def _read_request(self) -> Request | None:
+        """The next whole request, or None when the connection should close (any error
+        answer has been sent)."""
+        limits = self.limits
+        scope = trio.CancelScope(deadline=trio.current_time() + limits.keepalive_timeout)
+        self.scope = scope
+        started = self.pending  # bytes of this request already arrived with the last one
+        self.pending = False
+        if started:
+            scope.deadline = trio.current_time() + limits.request_timeout
+        with scope:
+            try:
+                return await self._read_events(started)
+            except h11.RemoteProtocolError as exc:
+                status = 431 if exc.error_status_hint == 431 else 400
+                await self._fail(status)
+                return None
+            finally:
+                self.idle = False
+        # Only a timeout (or drain, while idle) gets here.
+        if not self.failed and (
+            self.h11.their_state is not h11.IDLE or self._has_partial_request()
+        ):
+            await self._fail(408)
+        return None
+
+    def _has_partial_request(self) -> bool:
+        return bool(self.h11.trailing_data[0])
+
+    async def _read_events(self, started: bool) -> Request | None:
+        conn = self.h11
+        scope = self.scope
+        assert scope is not None
+        request: Request | None = None
+        chunks: list[bytes] = []
+        size = 0
+        max_body = self.limits.max_body_bytes
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                if not started:
+                    if self.server.draining:
+                        return None
+                    self.idle = True
+                data = await self._receive()
+                self.idle = False
+                if not data:
+                    return None  # closed between requests, or gave up mid-request
+                if not started:
+                    started = True
+                    scope.deadline = trio.current_time() + self.limits.request_timeout
+                conn.receive_data(data)
+                continue
+            if isinstance(event, h11.Data):
+                data = event.data
+                size += len(data)
+                if size > max_body:
+                    await self._fail(413)
+                    return None
+                chunks.append(data)
+            elif isinstance(event, h11.Request):
+                if not started:
+                    started = True
+                    scope.deadline = trio.current_time() + self.limits.request_timeout
+                request, length = self._make_request(event)
+                if length > max_body:
+                    await self._fail(413)
+                    return None
+                if conn.they_are_waiting_for_100_continue:
+                    await self._send(
+                        conn.send(h11.InformationalResponse(status_code=100, headers=[]))
+                    )
+            elif isinstance(event, h11.EndOfMessage):
+                assert request is not None
+                request.body = b"".join(chunks)
+                return request
+            else:  # ConnectionClosed, PAUSED: nothing more to serve here
+                return None
+
+    def _make_request(self, event: h11.Request) -> tuple[Request, int]:
+        headers: Headers = []
+        length = 0
+        # h11 bounds only an *incomplete* head; a complete oversized one arriving in one read
+        # passes, so count (approximately: name, value, ": ", CRLF) ourselves.
+        head_size = len(event.target)
+        for name, value in event.headers:
+            headers.append((name, value))
+            head_size += len(name) + len(value) + 4
+            if name == b"content-length":
+                length = int(value)  # h11 validated it
+        if head_size > self.limits.max_header_bytes:
+            raise h11.RemoteProtocolError("request head too large", error_status_hint=431)
+        path, _, query = event.target.partition(b"?")
+        request = Request(
+            method=event.method.decode("ascii"),
+            path=path.decode("latin-1"),
+            query=query.decode("latin-1"),
+            headers=headers,
+            client=self.client,
+        )
+        return request, length
+
+    # -- writing -------------------------------------------------------------------------
+
+    async def _send(self, data: bytes) -> bool:
+        try:
+            await self.stream.send_all(data)
+        except _DISCONNECT_ERRORS:
+            self.peer_closed = True
+            return False
+        return True
+
+    async def _fail(self, status: int) -> None:
+        """Answer a protocol-level error, then close politely (linger, see LINGER_SECONDS)."""
+        self.failed = True
+        head, body = _ERRORS[status]
+        if not await self._send(head + body):
+            return
+        with trio.move_on_after(LINGER_SECONDS):
+            try:
+                await self.stream.send_eof()
+                received = 0
+                while received < LINGER_BYTES:
+                    data = await self.stream.receive_some(RECEIVE_SIZE)
+                    if not data:
+                        break
+                    received += len(data)
+            except _DISCONNECT_ERRORS:
+                pass
+
+    async def _respond(self, request: Request) -> bool:
+        """Run the handler and send its response while watching for the client going away.
+        True when the connection may serve another request."""
+        gone = trio.CancelScope()
+        with gone:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._watch, gone)
+                keep = await self._handle(request)
+                nursery.cancel_scope.cancel()
+        return keep and not self.peer_closed and not self.server.draining
+
+    async def _watch(self, gone: trio.CancelScope) -> None:
+        """Read the client socket while the handler works; EOF/reset cancels `gone`."""
+        budget = self.limits.max_header_bytes + RECEIVE_SIZE
+        while True:
+            data = await self._receive()
+            if not data:
+                self.peer_closed = True
+                gone.cancel()
+                return
+            # A pipelined next request: h11 buffers it until start_next_cycle().
+            self.h11.receive_data(data)
+            self.pending = True
+            budget -= len(data)
+            if budget <= 0:
+                await trio.sleep_forever()  # stop reading: TCP backpressure on the client
+
+    async def _handle(self, request: Request) -> bool:
+        head_only = request.method == "HEAD"
+        try:
+            response = await self.server.handler(request)
+        except Exception:
+            log.exception(
+                "handler failed: %s %s from %s", request.method, request.path, request.client
+            )
+            await self._send_internal_error(head_only)
+            return False
+        if response.stream is None:
+            return await self._send_body(response, head_only)
+        try:
+            return await self._send_stream(response, response.stream, head_only)
+        finally:
+            await _aclose_stream(response.stream)
+
+    async def _send_internal_error(self, head_only: bool) -> bool:
+        head, body = _ERRORS[500]
+        return await self._send(head if head_only else head + body)
+
+    async def _send_body(self, response: Response, head_only: bool) -> bool:
+        conn = self.h11
+        try:
+            headers = _response_headers(response, stream=False, close=self.server.draining)
+            data = conn.send(h11.Response(status_code=response.status, headers=headers))
+            body = response.body
+            if body and not _has_no_body(response.status, head_only):
+                data += conn.send(h11.Data(data=body))
+            conn.send(h11.EndOfMessage())  # b"" with Content-Length framing
+        except h11.LocalProtocolError:
+            log.exception("handler returned an invalid response for %s", self.client)
+            await self._send_internal_error(head_only)
+            return False
+        return await self._send(data)
+
+    async def _send_stream(
+        self, response: Response, stream: AsyncIterator[bytes], head_only: bool
+    ) -> bool:
+        conn = self.h11
+        try:
+            headers = _response_headers(response, stream=True, close=self.server.draining)
+            head = conn.send(h11.Response(status_code=response.status, headers=headers))
+        except h11.LocalProtocolError:
+            log.exception("handler returned an invalid response for %s", self.client)
+            await self._send_internal_error(head_only)
+            return False
+        if not await self._send(head):
+            return False
+        if not _has_no_body(response.status, head_only):
+            try:
+                async for chunk in stream:
+                    if chunk and not await self._send(conn.send(h11.Data(data=chunk))):
+                        return False
+            except Exception:
+                # Headers are out: all we can do is end without the last chunk, so the client
+                # sees a truncated body rather than a clean end.
+                log.exception("response stream failed for %s", self.client)
+                return False
+        return await self._send(conn.send(h11.EndOfMessage()))
+
+
+async def serve(
+    handler: Handler,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    limits: ServerLimits = ServerLimits(),
+    drain: trio.Event | None = None,
+    drain_timeout: float = 10.0,
+    task_status: trio.TaskStatus[ServerInfo] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve `handler` on host:port (0 = ephemeral) until cancelled.
+
+    When `drain` is set: stop accepting, close idle connections, let in-flight requests
+    finish (their responses carry `Connection: close`) for up to `drain_timeout` seconds,
+    cancel what is left, and return.
+    """
+    listeners = await trio.open_tcp_listeners(port, host=host)
+    sockname = listeners[0].socket.getsockname()
+    server = _Server(handler, limits)
+    async with trio.open_nursery() as connections:
+        accepting = trio.CancelScope()
+
+        async def accept() -> None:
+            with accepting:
+                await trio.serve_listeners(
+                    server.serve_connection, listeners, handler_nursery=connections
+                )
+
+        connections.start_soon(accept)
+        task_status.started(ServerInfo(host=sockname[0], port=sockname[1]))
+        if drain is None:
+            return  # the nursery runs until cancelled
+        await drain.wait()
+        accepting.cancel()  # serve_listeners closes the listeners on its way out
+        server.begin_drain()
+        with trio.move_on_after(drain_timeout):
+            await server.all_closed.wait()
+        connections.cancel_scope.cancel()

@@ -1,0 +1,568 @@
+"""The HTTP/1.1 server (core/server.py) against real clients on 127.0.0.1: httpx for the
+ordinary paths, a raw trio socket where we need byte-level control (pipelining, garbage,
+100-continue, resets). Synchronisation is by trio.Event, never by sleeping."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
+
+import httpx
+import pytest
+import trio
+import trio.testing
+
+from core.http import Request, Response
+from core.server import ServerInfo, ServerLimits, serve
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+async def start(
+    nursery: trio.Nursery, handler: Handler, limits: ServerLimits | None = None
+) -> ServerInfo:
+    server = partial(serve, handler, port=0, limits=limits or ServerLimits())
+    info: ServerInfo = await nursery.start(server)
+    return info
+
+
+async def echo(request: Request) -> Response:
+    body = json.dumps(
+        {
+            "method": request.method,
+            "path": request.path,
+            "query": request.query,
+            "body": request.body.decode(),
+            "x-test": (request.header(b"x-test") or b"").decode(),
+            "client": request.client,
+        }
+    ).encode()
+    return Response(status=200, headers=[(b"content-type", b"application/json")], body=body)
+
+
+class RawClient:
+    """A byte-level HTTP/1.1 client: send anything, parse Content-Length/chunked answers."""
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self.stream = stream
+        self.buffer = bytearray()
+
+    @classmethod
+    async def connect(cls, info: ServerInfo) -> RawClient:
+        return cls(await trio.open_tcp_stream(info.host, info.port))
+
+    async def send(self, data: bytes) -> None:
+        await self.stream.send_all(data)
+
+    async def _fill(self) -> bool:
+        data = await self.stream.receive_some(65536)
+        self.buffer += data
+        return bool(data)
+
+    async def read_until(self, marker: bytes) -> bytes:
+        while marker not in self.buffer:
+            if not await self._fill():
+                raise EOFError(bytes(self.buffer))
+        index = self.buffer.index(marker) + len(marker)
+        out = bytes(self.buffer[:index])
+        del self.buffer[:index]
+        return out
+
+    async def read_exactly(self, n: int) -> bytes:
+        while len(self.buffer) < n:
+            if not await self._fill():
+                raise EOFError(bytes(self.buffer))
+        out = bytes(self.buffer[:n])
+        del self.buffer[:n]
+        return out
+
+    async def read_head(self) -> tuple[int, dict[str, str]]:
+        head = (await self.read_until(b"\r\n\r\n")).decode("latin-1")
+        status_line, *lines = head.split("\r\n")[:-2]
+        headers: dict[str, str] = {}
+        for line in lines:
+            name, _, value = line.partition(":")
+            assert name.lower() not in headers, f"duplicate header {name}"
+            headers[name.lower()] = value.strip()
+        return int(status_line.split()[1]), headers
+
+    async def read_chunk(self) -> bytes:
+        size = int(await self.read_until(b"\r\n"), 16)
+        data = await self.read_exactly(size + 2)
+        return data[:-2]
+
+    async def read_response(self, *, head_only: bool = False) -> tuple[int, dict[str, str], bytes]:
+        status, headers = await self.read_head()
+        if head_only:
+            return status, headers, b""
+        if headers.get("transfer-encoding") == "chunked":
+            chunks = []
+            while chunk := await self.read_chunk():
+                chunks.append(chunk)
+            await self.read_until(b"\r\n")
+            return status, headers, b"".join(chunks)
+        return status, headers, await self.read_exactly(int(headers.get("content-length", "0")))
+
+    async def at_eof(self) -> bool:
+        """True when the server closed the connection (nothing more arrives)."""
+        try:
+            return not self.buffer and not await self._fill()
+        except trio.BrokenResourceError:
+            return True
+
+    def reset(self) -> None:
+        """Abort with RST (SO_LINGER 0), like a crashed client."""
+        sock = self.stream.socket
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        sock.close()
+
+
+def get(path: str = "/", extra: str = "") -> bytes:
+    return f"GET {path} HTTP/1.1\r\nhost: t\r\n{extra}\r\n".encode()
+
+
+# -- the ordinary paths ------------------------------------------------------------------
+
+
+async def test_get_and_post_are_echoed_with_path_query_headers_and_body(
+    nursery: trio.Nursery,
+) -> None:
+    info = await start(nursery, echo)
+    async with httpx.AsyncClient(base_url=info.url) as client:
+        got = (await client.get("/v1/models?x=1&y=", headers={"x-test": "hi"})).json()
+        assert got["method"] == "GET"
+        assert (got["path"], got["query"], got["x-test"]) == ("/v1/models", "x=1&y=", "hi")
+        assert got["client"].startswith("127.0.0.1:")
+
+        response = await client.post("/v1/messages", content=b'{"model":"m"}')
+        assert response.status_code == 200
+        assert response.headers["server"] == "ccx-tray"
+        assert response.headers["content-length"] == str(len(response.content))
+        assert response.json()["body"] == '{"model":"m"}'
+        assert response.json()["query"] == ""
+
+
+async def test_keep_alive_serves_many_requests_on_one_connection(nursery: trio.Nursery) -> None:
+    info = await start(nursery, echo)
+    async with httpx.AsyncClient(base_url=info.url) as client:
+        peers = {(await client.post("/", content=b"x" * n)).json()["client"] for n in range(5)}
+    assert len(peers) == 1  # same client port each time: the connection was reused
+
+
+async def test_pipelined_requests_are_answered_in_order(nursery: trio.Nursery) -> None:
+    info = await start(nursery, echo)
+    client = await RawClient.connect(info)
+    post = b"POST /b HTTP/1.1\r\nhost: t\r\ncontent-length: 5\r\n\r\nhello"
+    await client.send(get("/a") + post + get("/c?q=1"))
+    bodies = [json.loads((await client.read_response())[2]) for _ in range(3)]
+    assert [b["path"] for b in bodies] == ["/a", "/b", "/c"]
+    assert bodies[1]["body"] == "hello"
+    assert bodies[2]["query"] == "q=1"
+
+
+async def test_pipelined_bytes_read_while_the_handler_runs_are_not_lost(
+    nursery: trio.Nursery,
+) -> None:
+    # The disconnect watcher reads the socket while the first handler waits; the second
+    # request it reads must still be served.
+    release = trio.Event()
+    entered = trio.Event()
+
+    async def handler(request: Request) -> Response:
+        if request.path == "/slow":
+            entered.set()
+            await release.wait()
+        return await echo(request)
+
+    info = await start(nursery, handler)
+    client = await RawClient.connect(info)
+    await client.send(get("/slow"))
+    await entered.wait()
+    await client.send(get("/second"))
+    await trio.testing.wait_all_tasks_blocked()  # the watcher has read /second by now
+    release.set()
+    first = json.loads((await client.read_response())[2])
+    second = json.loads((await client.read_response())[2])
+    assert (first["path"], second["path"]) == ("/slow", "/second")
+
+
+async def test_chunked_request_body_is_assembled(nursery: trio.Nursery) -> None:
+    info = await start(nursery, echo)
+
+    async def parts() -> AsyncIterator[bytes]:
+        for part in (b"alpha-", b"beta-", b"gamma"):
+            yield part
+
+    async with httpx.AsyncClient(base_url=info.url) as client:
+        response = await client.post("/", content=parts())
+    assert response.json()["body"] == "alpha-beta-gamma"
+
+
+async def test_streamed_response_reaches_the_client_chunk_by_chunk(nursery: trio.Nursery) -> None:
+    first_seen = trio.Event()
+    closed = trio.Event()
+
+    async def chunks() -> AsyncIterator[bytes]:
+        try:
+            yield b"data: one\n\n"
+            await first_seen.wait()  # chunk 2 exists only after the client saw chunk 1
+            yield b"data: two\n\n"
+        finally:
+            closed.set()
+
+    async def handler(request: Request) -> Response:
+        headers = [(b"content-type", b"text/event-stream"), (b"content-length", b"999")]
+        return Response(status=200, headers=headers, stream=chunks())
+
+    info = await start(nursery, handler)
+    async with (
+        httpx.AsyncClient(base_url=info.url) as client,
+        client.stream("GET", "/") as response,
+    ):
+        assert response.headers["transfer-encoding"] == "chunked"
+        assert "content-length" not in response.headers  # stream framing is the server's
+        raw = response.aiter_raw()
+        assert await raw.__anext__() == b"data: one\n\n"
+        first_seen.set()
+        assert [part async for part in raw] == [b"data: two\n\n"]
+    assert closed.is_set()
+
+
+async def test_head_sends_headers_only_and_the_connection_stays_usable(
+    nursery: trio.Nursery,
+) -> None:
+    async def handler(request: Request) -> Response:
+        return Response(status=200, body=b"hello")
+
+    info = await start(nursery, handler)
+    client = await RawClient.connect(info)
+    await client.send(b"HEAD / HTTP/1.1\r\nhost: t\r\n\r\n")
+    status, headers, _ = await client.read_response(head_only=True)
+    assert (status, headers["content-length"]) == (200, "5")
+    await client.send(get())
+    assert await client.read_response() == (200, headers, b"hello")  # no stray body bytes
+
+
+async def test_handler_content_length_is_not_duplicated(nursery: trio.Nursery) -> None:
+    async def handler(request: Request) -> Response:
+        return Response(status=200, headers=[(b"content-length", b"2")], body=b"ok")
+
+    info = await start(nursery, handler)
+    client = await RawClient.connect(info)
+    await client.send(get())
+    status, headers, body = await client.read_response()  # read_head rejects duplicates
+    assert (status, headers["content-length"], body) == (200, "2", b"ok")
+
+
+async def test_expect_100_continue_is_answered_before_the_body_is_sent(
+    nursery: trio.Nursery,
+) -> None:
+    info = await start(nursery, echo)
+    client = await RawClient.connect(info)
+    await client.send(
+        b"POST / HTTP/1.1\r\nhost: t\r\ncontent-length: 4\r\nexpect: 100-continue\r\n\r\n"
+    )
+    assert (await client.read_head())[0] == 100
+    await client.send(b"body")
+    status, _, body = await client.read_response()
+    assert (status, json.loads(body)["body"]) == (200, "body")
+
+
+async def test_connection_close_from_the_client_is_honoured(nursery: trio.Nursery) -> None:
+    info = await start(nursery, echo)
+    client = await RawClient.connect(info)
+    await client.send(get(extra="connection: close\r\n"))
+    status, headers, _ = await client.read_response()
+    assert (status, headers["connection"]) == (200, "close")
+    assert await client.at_eof()
+
+
+async def test_connection_close_from_the_handler_is_honoured(nursery: trio.Nursery) -> None:
+    async def handler(request: Request) -> Response:
+        return Response(status=200, headers=[(b"connection", b"close")], body=b"bye")
+
+    info = await start(nursery, handler)
+    client = await RawClient.connect(info)
+    await client.send(get())
+    assert (await client.read_response())[2] == b"bye"
+    assert await client.at_eof()
+
+
+# -- limits and malformed input ----------------------------------------------------------
+
+
+async def test_declared_body_over_the_limit_is_refused_before_it_is_sent(
+    nursery: trio.Nursery,
+) -> None:
+    info = await start(nursery, echo, limits=ServerLimits(max_body_bytes=100))
+    client = await RawClient.connect(info)
+    await client.send(
+        b"POST / HTTP/1.1\r\nhost: t\r\ncontent-length: 1000\r\nexpect: 100-continue\r\n\r\n"
+    )
+    status, _, body = await client.read_response()
+    assert status == 413  # and no 100 Continue before it
+    assert json.loads(body)["error"]["type"] == "request_too_large"
+    assert await client.at_eof()
+
+
+async def test_chunked_body_over_the_limit_gets_413(nursery: trio.Nursery) -> None:
+    info = await start(nursery, echo, limits=ServerLimits(max_body_bytes=100))
+    client = await RawClient.connect(info)
+    chunk = b"40\r\n" + b"x" * 64 + b"\r\n"
+    await client.send(
+        b"POST / HTTP/1.1\r\nhost: t\r\ntransfer-encoding: chunked\r\n\r\n" + chunk * 3
+    )
+    assert (await client.read_response())[0] == 413
+
+
+async def test_oversized_headers_get_431(nursery: trio.Nursery) -> None:
+    info = await start(nursery, echo, limits=ServerLimits(max_header_bytes=1024))
+    client = await RawClient.connect(info)
+    await client.send(get(extra=f"x-big: {'a' * 4000}\r\n"))
+    assert (await client.read_response())[0] == 431
+
+
+async def test_garbage_gets_400_and_the_server_keeps_serving(nursery: trio.Nursery) -> None:
+    info = await start(nursery, echo)
+    client = await RawClient.connect(info)
+    await client.send(b"\x16\x03\x01 this is not http\r\n\r\n")
+    status, headers, body = await client.read_response()
+    assert (status, headers["connection"]) == (400, "close")
+    assert json.loads(body)["error"]["type"] == "invalid_request"
+    async with httpx.AsyncClient(base_url=info.url) as good:
+        assert (await good.get("/")).status_code == 200
+
+
+async def test_slow_request_gets_408(nursery: trio.Nursery, autojump_clock: object) -> None:
+    limits = ServerLimits(request_timeout=5.0, keepalive_timeout=100.0)
+    info = await start(nursery, echo, limits=limits)
+    client = await RawClient.connect(info)
+    await client.send(b"POST / HTTP/1.1\r\nhost: t\r\ncontent-length: 10\r\n\r\nhalf")
+    start_time = trio.current_time()
+    assert (await client.read_response())[0] == 408
+    assert trio.current_time() - start_time == pytest.approx(5.0)
+
+
+async def test_idle_keep_alive_connection_is_closed_silently(
+    nursery: trio.Nursery, autojump_clock: object
+) -> None:
+    info = await start(nursery, echo, limits=ServerLimits(keepalive_timeout=30.0))
+    client = await RawClient.connect(info)
+    await client.send(get())
+    await client.read_response()
+    idle_since = trio.current_time()
+    assert await client.at_eof()  # no 408 bytes for an idle connection, just a close
+    assert trio.current_time() - idle_since == pytest.approx(30.0)
+
+
+# -- failures and disconnects ------------------------------------------------------------
+
+
+async def test_handler_exception_gives_500_and_the_server_lives_on(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def handler(request: Request) -> Response:
+        if request.path == "/boom":
+            raise RuntimeError("kaboom")
+        return Response(status=200, body=b"fine")
+
+    info = await start(nursery, handler)
+    client = await RawClient.connect(info)
+    with caplog.at_level(logging.ERROR, logger="ccx.server"):
+        await client.send(get("/boom"))
+        status, headers, body = await client.read_response()
+    assert status == 500
+    assert json.loads(body) == {"error": {"type": "internal", "message": "internal error"}}
+    assert headers["connection"] == "close"
+    assert await client.at_eof()
+    assert any("kaboom" in (r.exc_text or "") for r in caplog.records)
+    async with httpx.AsyncClient(base_url=info.url) as good:
+        assert (await good.get("/")).content == b"fine"
+
+
+async def test_client_disconnect_cancels_the_running_handler(nursery: trio.Nursery) -> None:
+    entered = trio.Event()
+    cancelled = trio.Event()
+
+    async def handler(request: Request) -> Response:
+        entered.set()
+        try:
+            await trio.sleep_forever()  # "waiting for the upstream"
+        except trio.Cancelled:
+            cancelled.set()
+            raise
+        raise AssertionError("unreachable")
+
+    info = await start(nursery, handler)
+    client = await RawClient.connect(info)
+    await client.send(get())
+    await entered.wait()
+    await client.stream.aclose()
+    with trio.fail_after(5):
+        await cancelled.wait()
+
+
+async def test_client_disconnect_mid_stream_closes_the_stream(nursery: trio.Nursery) -> None:
+    closed = trio.Event()
+
+    async def chunks() -> AsyncIterator[bytes]:
+        try:
+            yield b"first"
+            await trio.sleep_forever()
+            yield b"never"
+        finally:
+            closed.set()
+
+    async def handler(request: Request) -> Response:
+        return Response(status=200, stream=chunks())
+
+    info = await start(nursery, handler)
+    client = await RawClient.connect(info)
+    await client.send(get())
+    await client.read_head()
+    assert await client.read_chunk() == b"first"
+    await client.stream.aclose()
+    with trio.fail_after(5):
+        await closed.wait()
+
+
+async def test_stream_that_is_never_iterated_is_still_closed_for_head(
+    nursery: trio.Nursery,
+) -> None:
+    closed = trio.Event()
+
+    class Chunks:
+        def __aiter__(self) -> Chunks:
+            return self
+
+        async def __anext__(self) -> bytes:
+            raise AssertionError("HEAD must not iterate the stream")
+
+        async def aclose(self) -> None:
+            closed.set()
+
+    async def handler(request: Request) -> Response:
+        return Response(status=200, stream=Chunks())
+
+    info = await start(nursery, handler)
+    client = await RawClient.connect(info)
+    await client.send(b"HEAD / HTTP/1.1\r\nhost: t\r\n\r\n")
+    assert (await client.read_response(head_only=True))[0] == 200
+    with trio.fail_after(5):
+        await closed.wait()
+
+
+async def test_failing_stream_truncates_the_body_and_the_server_lives_on(
+    nursery: trio.Nursery,
+) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"partial"
+        raise RuntimeError("upstream broke")
+
+    async def handler(request: Request) -> Response:
+        if request.path == "/ok":
+            return Response(status=200, body=b"ok")
+        return Response(status=200, stream=chunks())
+
+    info = await start(nursery, handler)
+    async with httpx.AsyncClient(base_url=info.url) as client:
+        with pytest.raises(httpx.RemoteProtocolError):  # not a silent clean end
+            await client.get("/")
+        assert (await client.get("/ok")).content == b"ok"
+
+
+async def test_client_reset_does_not_kill_the_server(nursery: trio.Nursery) -> None:
+    entered = trio.Event()
+
+    async def handler(request: Request) -> Response:
+        if request.path == "/hang":
+            entered.set()
+            await trio.sleep_forever()
+        return Response(status=200, body=b"alive")
+
+    info = await start(nursery, handler)
+    bystander = await RawClient.connect(info)
+    victim = await RawClient.connect(info)
+    await victim.send(get("/hang"))
+    await entered.wait()
+    victim.reset()
+    half = await RawClient.connect(info)
+    await half.send(b"POST / HTTP/1.1\r\nhost: t\r\ncontent-length: 100\r\n\r\nabc")
+    half.reset()  # reset mid-request, while the server reads the body
+    await bystander.send(get())
+    assert (await bystander.read_response())[2] == b"alive"
+
+
+# -- shutdown ----------------------------------------------------------------------------
+
+
+async def test_drain_lets_the_in_flight_request_finish_then_returns(
+    nursery: trio.Nursery,
+) -> None:
+    entered = trio.Event()
+    release = trio.Event()
+    drain = trio.Event()
+    stopped = trio.Event()
+
+    async def handler(request: Request) -> Response:
+        entered.set()
+        await release.wait()
+        return Response(status=200, body=b"finished")
+
+    async def run(task_status: trio.TaskStatus[ServerInfo]) -> None:
+        await serve(handler, port=0, drain=drain, task_status=task_status)
+        stopped.set()
+
+    info: ServerInfo = await nursery.start(run)
+    idle = await RawClient.connect(info)
+    busy = await RawClient.connect(info)
+    await busy.send(get())
+    await entered.wait()
+    drain.set()
+    assert await idle.at_eof()  # idle keep-alive connections close at once
+    with pytest.raises(OSError):
+        await trio.open_tcp_stream(info.host, info.port)  # no longer accepting
+    assert not stopped.is_set()
+    release.set()
+    status, headers, body = await busy.read_response()
+    assert (status, headers["connection"], body) == (200, "close", b"finished")
+    with trio.fail_after(5):
+        await stopped.wait()
+
+
+async def test_drain_timeout_cancels_what_is_left(
+    nursery: trio.Nursery, autojump_clock: object
+) -> None:
+    cancelled = trio.Event()
+    entered = trio.Event()
+    drain = trio.Event()
+
+    async def handler(request: Request) -> Response:
+        entered.set()
+        try:
+            await trio.sleep_forever()
+        finally:
+            cancelled.set()
+
+    async def run(task_status: trio.TaskStatus[ServerInfo]) -> None:
+        await serve(handler, drain=drain, drain_timeout=3.0, task_status=task_status)
+
+    info: ServerInfo = await nursery.start(run)
+    client = await RawClient.connect(info)
+    await client.send(get())
+    await entered.wait()
+    drain_time = trio.current_time()
+    drain.set()
+    await cancelled.wait()
+    assert trio.current_time() - drain_time == pytest.approx(3.0)
+
+
+async def test_cancelling_serve_closes_the_listener() -> None:
+    async with trio.open_nursery() as nursery:
+        info = await start(nursery, echo)
+        nursery.cancel_scope.cancel()
+    with pytest.raises(OSError):
+        await trio.open_tcp_stream(info.host, info.port)
