@@ -26,9 +26,7 @@ from core.config_yaml import (
     UnsetVariableError,
     YNode,
     compose,
-    parse_duration,
     parse_rate,
-    parse_size,
     references,
 )
 from core.dialects import DEFAULT_BASE_URLS, PROVIDER_ALIASES, Dialect
@@ -382,19 +380,8 @@ class _Parser:
         if node is None:
             return Timeouts()
         t = self.r.mapping(node, f, ("connect", "first_byte", "idle", "total"))
-        values = {k: self.duration(n, f"{f}.{k}") for k, n in t.values.items() if not n.is_null}
+        values = {k: self.r.duration(n, f"{f}.{k}") for k, n in t.values.items() if not n.is_null}
         return Timeouts(**values)
-
-    # -- scalar kinds shared by sections
-
-    def duration(self, node: YNode, f: str, *, allow_zero: bool = False) -> float:
-        what = "a duration like 30 (seconds), '30s', '2m' or '500ms'"
-        seconds = self.r.number(node)
-        if seconds is None and node.kind == "scalar" and not node.is_null:
-            seconds = parse_duration(self.r.string(node, f))
-        if seconds is None or seconds < 0 or (seconds == 0 and not allow_zero):
-            self.r.expected(node, f, what if seconds is None else "a positive duration")
-        return seconds
 
     # -- top-level sections
 
@@ -441,7 +428,7 @@ class _Parser:
             elif key == "breaker":
                 values[key] = self.breaker(n)
             else:
-                values[key] = self.duration(n, f, allow_zero=key.startswith("backoff"))
+                values[key] = self.r.duration(n, f, allow_zero=key.startswith("backoff"))
         routing = RoutingConfig(**values)  # type: ignore[arg-type]
         if routing.backoff_max < routing.backoff_base:
             n = m.values.get("backoff_max") or m.values["backoff_base"]
@@ -458,7 +445,7 @@ class _Parser:
             if key == "failure_threshold":
                 values[key] = self.r.integer(n, f"{f}.{key}", minimum=1)
             else:
-                values[key] = self.duration(n, f"{f}.{key}")
+                values[key] = self.r.duration(n, f"{f}.{key}")
         breaker = BreakerConfig(**values)  # type: ignore[arg-type]
         if breaker.max_cooldown < breaker.cooldown:
             n = m.values.get("max_cooldown") or m.values["cooldown"]
@@ -478,7 +465,7 @@ class _Parser:
             path = "" if n.is_null else self.r.string(n, "logging.file").strip()
             values["file"] = self.expand_home(path)
         if n := m.get("max_bytes"):
-            values["max_bytes"] = self.size(n, "logging.max_bytes")
+            values["max_bytes"] = self.r.size(n, "logging.max_bytes")
         if n := m.get("backups"):
             values["backups"] = self.r.integer(n, "logging.backups", minimum=0)
         return LoggingConfig(**values)  # type: ignore[arg-type]
@@ -489,12 +476,3 @@ class _Parser:
         if home and (path == "~" or path.startswith(("~/", "~\\"))):
             return home.rstrip("/\\") + path[1:]
         return path
-
-    def size(self, node: YNode, f: str) -> int:
-        number = self.r.number(node)
-        if number is not None and number.is_integer() and number >= 1:
-            return int(number)
-        size = parse_size(self.r.string(node, f)) if node.kind == "scalar" else None
-        if size is None or size < 1:
-            self.r.expected(node, f, "a size like 10485760 or '10MB'")
-        return size

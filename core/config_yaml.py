@@ -306,6 +306,27 @@ class Reader:
             self.expected(node, field, f"one of {allowed}")
         return text.strip().lower()
 
+    def duration(self, node: YNode, field: str, *, allow_zero: bool = False) -> float:
+        """Seconds, from a number or text like `30s`, `2m`, `500ms`."""
+        seconds = self.number(node)
+        if seconds is None and node.kind == "scalar" and not node.is_null:
+            seconds = parse_duration(self.string(node, field))
+        if seconds is None:
+            self.expected(node, field, "a duration like 30 (seconds), '30s', '2m' or '500ms'")
+        if seconds < 0 or (seconds == 0 and not allow_zero):
+            self.expected(node, field, "a duration >= 0" if allow_zero else "a positive duration")
+        return seconds
+
+    def size(self, node: YNode, field: str) -> int:
+        """Bytes, from a whole number or text like `10MB`."""
+        number = self.number(node)
+        if number is not None and number.is_integer() and number >= 1:
+            return int(number)
+        size = parse_size(self.string(node, field)) if node.kind == "scalar" else None
+        if size is None or size < 1:
+            self.expected(node, field, "a size like 10485760 or '10MB'")
+        return size
+
 
 # ---------------------------------------------------------------- value grammars
 # Text forms of rates, durations and sizes. They return plain numbers (None when the text
