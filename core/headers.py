@@ -1,0 +1,92 @@
+"""Header filtering between client and upstream, pure.
+
+Rules:
+- Header names are lowercase bytes (h11 gives them so); values are kept byte-exact.
+- Upstream requests never carry a client credential: the proxy authenticates clients
+  with its own keys and upstreams with theirs (`auth`). Hop-by-hop headers (RFC 9110
+  7.6.1, including any named by `Connection`) never cross the proxy, in either direction.
+- Upstream requests ask `accept-encoding: identity` so the relay can read usage from the
+  bytes it passes through; the body framing (content-length / chunked) is the HTTP
+  layer's business on each side.
+"""
+
+from __future__ import annotations
+
+Headers = list[tuple[bytes, bytes]]
+
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"trailers",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+CLIENT_CREDENTIALS = frozenset(
+    {b"authorization", b"x-api-key", b"x-goog-api-key", b"api-key", b"cookie"}
+)
+# Not hop-by-hop, but set by this side's HTTP layer or by the proxy itself.
+_REQUEST_DROP = HOP_BY_HOP | CLIENT_CREDENTIALS | {b"host", b"content-length", b"accept-encoding"}
+# alt-svc advertises the upstream's alternative protocols for *its* origin, not ours.
+_RESPONSE_DROP = HOP_BY_HOP | {b"content-length", b"alt-svc"}
+
+REQUEST_ID_HEADER = b"x-ccx-request-id"
+UPSTREAM_HEADER = b"x-ccx-upstream"
+
+
+def _connection_tokens(headers: Headers) -> set[bytes]:
+    """Header names a `Connection` header lists: hop-by-hop for this message only."""
+    tokens: set[bytes] = set()
+    for name, value in headers:
+        if name.lower() == b"connection":
+            tokens.update(t.strip().lower() for t in value.split(b",") if t.strip())
+    return tokens
+
+
+def _filtered(headers: Headers, drop: frozenset[bytes]) -> Headers:
+    extra_drop = _connection_tokens(headers)
+    return [
+        (name, value)
+        for name, value in headers
+        if name.lower() not in drop
+        and name.lower() not in extra_drop
+        and not name.lower().startswith(b"proxy-")
+    ]
+
+
+def _override(headers: Headers, extra: Headers) -> Headers:
+    """`headers` with every name in `extra` replaced by extra's values (appended last)."""
+    names = {name.lower() for name, _ in extra}
+    return [h for h in headers if h[0].lower() not in names] + list(extra)
+
+
+def upstream_request_headers(client_headers: Headers, *, auth: Headers, extra: Headers) -> Headers:
+    """What goes upstream: the client's headers minus hop-by-hop, credentials and
+    encoding; then the upstream's `auth`, `accept-encoding: identity`, and `extra`
+    (extra replaces same-named headers, e.g. a configured anthropic-version)."""
+    kept = _filtered(client_headers, _REQUEST_DROP)
+    kept += [(name.lower(), value) for name, value in auth]
+    kept.append((b"accept-encoding", b"identity"))
+    return _override(kept, [(name.lower(), value) for name, value in extra])
+
+
+def client_response_headers(
+    upstream_headers: Headers, *, request_id: str, upstream: str
+) -> Headers:
+    """What goes to the client: the upstream's headers minus hop-by-hop and framing,
+    plus x-ccx-request-id and x-ccx-upstream (the upstream's config name)."""
+    kept = _filtered(upstream_headers, _RESPONSE_DROP)
+    ours = [(REQUEST_ID_HEADER, request_id.encode()), (UPSTREAM_HEADER, upstream.encode())]
+    return _override(kept, ours)
+
+
+def with_defaults(headers: Headers, defaults: Headers) -> Headers:
+    """`headers` plus each default whose name is absent (e.g. anthropic-version)."""
+    present = {name.lower() for name, _ in headers}
+    return headers + [(n, v) for n, v in defaults if n.lower() not in present]
