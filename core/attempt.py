@@ -1,0 +1,238 @@
+"""One attempt: send the request to one upstream and decide what came back.
+
+An attempt ends in one of three ways:
+- `Answer`: a response for the client (a success, or a client error passed through);
+- `Failure`: a retryable or key failure, with the response to give if no other upstream
+  can answer (`fallback_response`);
+- a committed stream: `Answer` whose response streams through a `RelayStream`.
+
+Deadlines are cancel scopes here, at the shell: connect (in the client), first byte (until
+headers, and for streams until the first content event), idle between chunks, total.
+Foreign exceptions were already mapped to core.errors by core.upstream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import trio
+
+from core.config import UpstreamConfig
+from core.dialects.base import Usage
+from core.errors import UpstreamError, UpstreamTimeout
+from core.failover import Outcome, OutcomeKind, classify_error, classify_status, stream_failure
+from core.http import Headers, Response
+from core.pipes import StreamPipe
+from core.upstream import UpstreamClient, UpstreamResponse
+
+MAX_ERROR_BODY = 256 * 1024
+
+
+@dataclass(slots=True, kw_only=True)
+class Outgoing:
+    """The request as it goes to one upstream."""
+
+    url: str
+    headers: Headers
+    body: bytes
+    stream: bool
+
+
+@dataclass(slots=True, kw_only=True)
+class Answer:
+    outcome: Outcome
+    status: int
+    headers: Headers  # upstream response headers, unfiltered
+    body: bytes = b""
+    relay: RelayStream | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class Failure:
+    outcome: Outcome
+    status: int  # what the client gets if we give up here
+    body: bytes  # upstream's error body ('' for transport failures)
+    headers: Headers
+
+
+async def attempt(
+    client: UpstreamClient,
+    upstream: UpstreamConfig,
+    out: Outgoing,
+    make_pipe: Callable[[], StreamPipe],
+    wall: Callable[[], float],
+) -> Answer | Failure:
+    t = upstream.timeouts
+    total_deadline = trio.current_time() + t.total
+    first_byte_deadline = min(trio.current_time() + t.first_byte, total_deadline)
+    resp: UpstreamResponse | None = None
+    try:
+        with trio.CancelScope(deadline=first_byte_deadline) as scope:
+            resp = await client.send(
+                "POST", out.url, out.headers, out.body, connect_timeout=t.connect
+            )
+            if not 200 <= resp.status < 300:
+                return await _error_status(resp, wall)
+            if not out.stream or not _is_sse(resp.headers):
+                with trio.CancelScope(deadline=total_deadline) as body_scope:
+                    body = await resp.read()
+                if body_scope.cancelled_caught:
+                    raise UpstreamTimeout("response body took too long", phase="total")
+                return Answer(
+                    outcome=Outcome(kind=OutcomeKind.OK, reason="ok", status=resp.status),
+                    status=resp.status,
+                    headers=resp.headers,
+                    body=body,
+                )
+            result = await _preflight(resp, make_pipe(), t.idle, total_deadline)
+            if isinstance(result, Answer):
+                resp = None  # the relay owns it now
+            return result
+        assert scope.cancelled_caught
+        raise UpstreamTimeout("no first byte in time", phase="first_byte")
+    except UpstreamError as exc:
+        return Failure(outcome=classify_error(exc), status=exc.status, body=b"", headers=[])
+    finally:
+        if resp is not None:
+            with trio.CancelScope(shield=True):
+                await resp.aclose()
+
+
+def _is_sse(headers: Headers) -> bool:
+    for name, value in headers:
+        if name == b"content-type":
+            return value.startswith(b"text/event-stream")
+    return False
+
+
+async def _error_status(resp: UpstreamResponse, wall: Callable[[], float]) -> Answer | Failure:
+    body = await resp.read()
+    body = body[:MAX_ERROR_BODY]
+    outcome = classify_status(resp.status, resp.headers, body, wall_now=wall())
+    if outcome.kind is OutcomeKind.CLIENT_ERROR:
+        return Answer(outcome=outcome, status=resp.status, headers=resp.headers, body=body)
+    return Failure(outcome=outcome, status=resp.status, body=body, headers=resp.headers)
+
+
+async def _preflight(
+    resp: UpstreamResponse, pipe: StreamPipe, idle: float, total_deadline: float
+) -> Answer | Failure:
+    """Hold the stream until its first content event; fail over on an error or early end."""
+    held: list[bytes] = []
+    chunks = resp.iter_raw().__aiter__()
+    while True:
+        try:
+            chunk = await chunks.__anext__()
+        except StopAsyncIteration:
+            held.append(pipe.close())
+            if pipe.error_reason is not None:
+                return _stream_failure(pipe.error_reason)
+            if not pipe.completed and not pipe.content_started:
+                return _stream_failure("early_close")
+            break
+        held.append(pipe.feed(chunk))
+        if pipe.error_reason is not None:
+            return _stream_failure(pipe.error_reason)
+        if pipe.content_started:
+            break
+    relay = RelayStream(
+        first=b"".join(held),
+        chunks=chunks if not pipe.completed else None,
+        resp=resp,
+        pipe=pipe,
+        idle=idle,
+        total_deadline=total_deadline,
+    )
+    return Answer(
+        outcome=Outcome(kind=OutcomeKind.OK, reason="ok", status=resp.status),
+        status=resp.status,
+        headers=resp.headers,
+        relay=relay,
+    )
+
+
+def _stream_failure(reason: str) -> Failure:
+    overloaded = "overloaded" in reason or "rate_limit" in reason
+    return Failure(
+        outcome=stream_failure(reason), status=503 if overloaded else 502, body=b"", headers=[]
+    )
+
+
+class RelayStream:
+    """The committed stream: the held bytes, then each upstream chunk as it arrives.
+
+    After the first byte went to the client, a failure ends the stream with the client
+    dialect's own error event (never a silent clean end). `on_done(outcome, usage)` is called
+    exactly once: at the end, on failure, or when the client goes away (aclose)."""
+
+    def __init__(
+        self,
+        *,
+        first: bytes,
+        chunks: object,
+        resp: UpstreamResponse,
+        pipe: StreamPipe,
+        idle: float,
+        total_deadline: float,
+    ) -> None:
+        self._first: bytes | None = first
+        self._chunks = chunks
+        self._resp = resp
+        self._pipe = pipe
+        self._idle = idle
+        self._total_deadline = total_deadline
+        self._finished = False
+        self.on_done: Callable[[Outcome, Usage], None] | None = None
+        self.outcome: Outcome | None = None
+
+    def __aiter__(self) -> RelayStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._first is not None:
+            first, self._first = self._first, None
+            if first:
+                return first
+        if self._finished or self._chunks is None:
+            await self._finish(Outcome(kind=OutcomeKind.OK, reason="ok", status=200))
+            raise StopAsyncIteration
+        deadline = min(trio.current_time() + self._idle, self._total_deadline)
+        try:
+            with trio.CancelScope(deadline=deadline) as scope:
+                chunk: bytes = await self._chunks.__anext__()  # type: ignore[attr-defined]
+                return self._pipe.feed(chunk)
+            phase = "idle" if trio.current_time() < self._total_deadline else "total"
+            raise UpstreamTimeout(f"upstream stream stalled ({phase} timeout)", phase=phase)
+        except StopAsyncIteration:
+            tail = self._pipe.close()
+            ok = self._pipe.completed
+            outcome = Outcome(kind=OutcomeKind.OK, reason="ok", status=200)
+            if not ok:
+                outcome = stream_failure("early_close")
+            self._chunks = None
+            self._finished = True
+            if tail:
+                await self._finish(outcome)
+                return tail
+            await self._finish(outcome)
+            raise
+        except UpstreamError as exc:
+            self._chunks = None
+            self._finished = True
+            await self._finish(classify_error(exc))
+            return self._pipe.fail(exc.kind, exc.message)
+
+    async def _finish(self, outcome: Outcome) -> None:
+        if self.outcome is not None:
+            return
+        self.outcome = outcome
+        with trio.CancelScope(shield=True):
+            await self._resp.aclose()
+        if self.on_done is not None:
+            self.on_done(outcome, self._pipe.usage())
+
+    async def aclose(self) -> None:
+        """Called by the server when it is done, also when the client went away."""
+        gone = Outcome(kind=OutcomeKind.CLIENT_GONE, reason="client_gone", status=None)
+        await self._finish(gone)

@@ -1,0 +1,140 @@
+"""The engine: owns the runtime, the upstream client, the access log and the server.
+
+Rules:
+- Structured concurrency: `Engine.run` starts the server and the log flusher in one
+  nursery with `nursery.start`; cancelling it stops everything.
+- Config changes are build-then-swap: `apply_config` builds a new Runtime (carrying state
+  over by upstream name) and swaps one reference; requests in flight keep theirs.
+- The tray (later) and the status API read `snapshot()`, never the mutable runtime.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import time
+from functools import partial
+
+import trio
+
+from core.accesslog import AccessLog
+from core.admin import handle_admin
+from core.config import Config, load_config
+from core.errors import ConfigError
+from core.http import Request, Response
+from core.metrics import Metrics
+from core.proxy import Proxy
+from core.server import ServerInfo, serve
+from core.snapshot import Snapshot, take_snapshot
+from core.state import Runtime
+from core.upstream import UpstreamClient
+
+log = logging.getLogger("ccx.engine")
+NOT_FOUND = b'{"error":{"type":"not_found","message":"no such endpoint"}}'
+
+
+class Engine:
+    def __init__(self, config: Config, *, access_log: AccessLog | None = None) -> None:
+        self.runtime = Runtime.build(config, None, trio.current_time())
+        self.config_error: str | None = None
+        self.metrics = Metrics()
+        self.access_log = access_log or AccessLog()
+        self.client = UpstreamClient()
+        self.proxy = Proxy(self)
+        self.info: ServerInfo | None = None
+
+    def snapshot(self) -> Snapshot:
+        return take_snapshot(
+            self.runtime, now=trio.current_time(), wall=time.time(), config_error=self.config_error
+        )
+
+    def apply_config(self, config: Config) -> None:
+        """Swap in a new, fully validated config; state carries over by upstream name."""
+        self.runtime = Runtime.build(config, self.runtime, trio.current_time())
+        self.config_error = None
+        self.runtime.add_event(time.time(), "config_reloaded", None, f"loaded {config.source}")
+
+    def reject_config(self, error: ConfigError) -> None:
+        """A bad edit: keep the old config running and say what is wrong."""
+        self.config_error = str(error)
+        self.runtime.add_event(time.time(), "config_error", None, str(error))
+
+    async def handle(self, request: Request) -> Response:
+        response = await self.proxy.handle_api(request)
+        if response is None:
+            response = await handle_admin(self, request)
+        if response is None:
+            return Response(
+                status=404, headers=[(b"content-type", b"application/json")], body=NOT_FOUND
+            )
+        return response
+
+    async def run(
+        self,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        task_status: trio.TaskStatus[ServerInfo] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        listen = self.runtime.config.listen
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.access_log.run)
+                self.info = await nursery.start(
+                    partial(
+                        serve,
+                        self.handle,
+                        host=host or listen.host,
+                        port=listen.port if port is None else port,
+                    )
+                )
+                task_status.started(self.info)
+        finally:
+            with trio.CancelScope(shield=True):
+                await self.client.aclose()
+            self.access_log.close()
+
+
+def access_log_for(config: Config) -> AccessLog:
+    from ccx_tray.paths import log_dir
+
+    cfg = config.logging
+    path = cfg.file
+    if path is None:
+        path = os.path.join(log_dir(), "requests.jsonl")
+    return AccessLog(
+        stdout=sys.stdout if cfg.stdout else None,
+        file_path=path or None,
+        max_bytes=cfg.max_bytes,
+        backups=cfg.backups,
+    )
+
+
+async def _run_until_signal(config: Config) -> None:
+    engine = Engine(config, access_log=access_log_for(config))
+    async with trio.open_nursery() as nursery:
+        info = await nursery.start(engine.run)
+        print(f"ccx-tray listening on {info.url}", file=sys.stderr, flush=True)
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for _ in signals:
+                print("ccx-tray: stopping", file=sys.stderr, flush=True)
+                nursery.cancel_scope.cancel()
+                break
+
+
+def run_headless(config_path: str) -> int:
+    """Run the proxy without a tray until SIGINT/SIGTERM. Returns the exit code."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        print(f"ccx-tray: {exc}", file=sys.stderr)
+        return 1
+    try:
+        trio.run(_run_until_signal, config)
+    except OSError as exc:
+        print(f"ccx-tray: cannot listen: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,417 @@
+"""The request path: client request -> route -> admit -> attempts -> response.
+
+Rules:
+- The runtime is read once per request (`self.engine.runtime`); a reload swaps the
+  reference and never changes a request in flight.
+- Failover: a fresh upstream is tried at once; an upstream already tried in this request
+  is retried only after a jittered backoff (core.failover.plan_next decides when to stop).
+- Every request ends in exactly one access-log line and one metrics observation, also
+  when the client goes away (status 499) or a stream fails midway.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from core import codec, settle
+from core.attempt import Answer, Failure, Outgoing, RelayStream, attempt
+from core.dialects.base import DialectSpec, Inbound, Operation, Usage
+from core.dialects.registry import SPECS, client_key, match_route, strip_auth_query
+from core.errors import AuthError, CcxError, NoCapacity, NotFound, RequestError
+from core.failover import GiveUp, Outcome, OutcomeKind, plan_next
+from core.headers import client_response_headers
+from core.http import Request, Response
+from core.state import Runtime, UpstreamState
+
+if TYPE_CHECKING:
+    from core.engine import Engine
+
+
+JSON = [(b"content-type", b"application/json")]
+
+
+@dataclass(slots=True, kw_only=True)
+class Ctx:
+    """One client request's bookkeeping, written to the access log at the end."""
+
+    request_id: str
+    spec: DialectSpec
+    inbound: Inbound
+    started: float
+    wall: float
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    upstream: str | None = None
+    model_sent: str | None = None
+    status: int = 0
+    ttfb: float | None = None
+    usage: Usage = field(default_factory=Usage)
+    error: str | None = None
+    logged: bool = False
+
+
+def new_request_id() -> str:
+    return "req_" + secrets.token_hex(8)
+
+
+class Proxy:
+    def __init__(self, engine: Engine, *, rng: random.Random | None = None) -> None:
+        self.engine = engine
+        self.rng = rng or random.Random()
+        self._freed = trio.Event()  # set when an upstream slot frees up (queue waiters)
+
+    # ------------------------------------------------------------------ entry
+    async def handle_api(self, request: Request) -> Response | None:
+        """Serve an LLM API request, or None if the path is not an API endpoint."""
+        route = match_route(request.method, request.path)
+        if route is None:
+            return None
+        spec = SPECS[route.dialect]
+        request_id = new_request_id()
+        try:
+            self._check_access(request)
+            inbound = spec.parse_request(
+                route.operation, route.path_model, strip_auth_query(request.query), request.body
+            )
+        except RequestError as exc:
+            return _error_response(spec, exc, request_id)
+        ctx = Ctx(
+            request_id=request_id,
+            spec=spec,
+            inbound=inbound,
+            started=trio.current_time(),
+            wall=time.time(),
+        )
+        try:
+            response = await self._serve(ctx, request)
+        except CcxError as exc:
+            ctx.error = exc.message
+            response = _error_response(spec, exc, request_id)
+        except BaseException:
+            ctx.status = 499
+            ctx.error = "client closed the connection"
+            self._log(ctx)
+            raise
+        ctx.status = response.status
+        if response.stream is None:
+            self._log(ctx)
+        return response
+
+    def _check_access(self, request: Request) -> None:
+        keys = self.engine.runtime.config.access_keys
+        if not keys:
+            return
+        presented = client_key(request.headers, request.query)
+        if presented is None or not any(
+            secrets.compare_digest(presented, k.reveal()) for k in keys
+        ):
+            raise AuthError("missing or invalid access key for this proxy")
+
+    # ------------------------------------------------------------------ routing loop
+    async def _serve(self, ctx: Ctx, request: Request) -> Response:
+        runtime = self.engine.runtime
+        model = ctx.inbound.model
+        dialects = codec.upstream_dialects(ctx.inbound)
+        candidates = runtime.candidates(model, dialects)
+        if not candidates:
+            raise _no_candidate(runtime, model, ctx)
+        routing = runtime.config.routing
+        deadline = ctx.started + routing.deadline
+        estimate = self._estimate(ctx)
+        tried: set[str] = set()
+        last: Failure | None = None
+        last_state: UpstreamState | None = None
+        while True:
+            state = await self._choose(ctx, runtime, candidates, tried, estimate, bool(last))
+            if state is None:
+                if last is not None and last_state is not None:
+                    return self._give_up(ctx, last, last_state)
+                raise self._no_capacity(runtime, candidates, estimate)
+            if state.name in tried and last is not None:
+                delay = _backoff(routing, len(ctx.attempts), self.rng)
+                if trio.current_time() + delay >= deadline:
+                    return self._give_up(ctx, last, last_state or state)
+                await trio.sleep(delay)
+            tried.add(state.name)
+            result = await self._attempt(ctx, runtime, state, request, estimate)
+            if isinstance(result, Response):
+                return result
+            last, last_state = result, state
+            decision = plan_next(
+                outcome=result.outcome,
+                attempts_made=len(ctx.attempts),
+                max_attempts=routing.max_attempts,
+                fallback=routing.fallback,
+                remaining_candidates=sum(1 for c in candidates if c.config.enabled),
+                now=trio.current_time(),
+                deadline=deadline,
+                base=routing.backoff_base,
+                cap=routing.backoff_max,
+                rng=self.rng,
+            )
+            if isinstance(decision, GiveUp):
+                return self._give_up(ctx, result, state)
+            runtime.failovers += 1
+            runtime.add_event(
+                time.time(),
+                "failover",
+                state.name,
+                f"{ctx.request_id}: {state.name} failed ({result.outcome.reason}), trying next",
+            )
+
+    def _estimate(self, ctx: Ctx) -> float:
+        if ctx.inbound.operation is not Operation.GENERATE:
+            return 0.0
+        return float(ctx.spec.estimate_input_tokens(ctx.inbound.body))
+
+    async def _choose(
+        self,
+        ctx: Ctx,
+        runtime: Runtime,
+        candidates: list[UpstreamState],
+        tried: set[str],
+        estimate: float,
+        after_failure: bool,
+    ) -> UpstreamState | None:
+        """The next upstream to try, admitted (slot, bucket, breaker probe); None if none.
+
+        With fallback off, the first attempt waits up to queue_timeout for a slot."""
+        routing = runtime.config.routing
+        queue_until = trio.current_time() + routing.queue_timeout
+        while True:
+            now = trio.current_time()
+            settle.poll_breakers(runtime, candidates, now)
+            ready = [c for c in candidates if c.wait_time(now, estimate) == 0.0]
+            fresh = [c for c in ready if c.name not in tried]
+            for state in runtime.order(fresh or ready):
+                if self._admit(state, now, estimate, ctx):
+                    return state
+            may_wait = not routing.fallback and not after_failure
+            if not may_wait or now >= queue_until:
+                return None
+            waits = [w for c in candidates if (w := c.wait_time(now, estimate)) is not None]
+            timeout = min([*waits, queue_until - now]) if waits else queue_until - now
+            with trio.move_on_after(max(timeout, 0.001)):
+                await self._freed.wait()
+
+    def _admit(self, state: UpstreamState, now: float, estimate: float, ctx: Ctx) -> bool:
+        """Claim a slot: breaker (the half-open probe), request and token buckets."""
+        if not state.breaker.acquire(now):
+            return False
+        if ctx.inbound.operation is Operation.GENERATE:  # count_tokens is not rate limited
+            requests, tokens = state.requests_bucket, state.tokens_bucket
+            if requests is not None and requests.try_acquire(1.0, now) > 0.0:
+                state.breaker.release()
+                return False
+            if tokens is not None and estimate and tokens.try_acquire(estimate, now) > 0.0:
+                if requests is not None:
+                    requests.adjust(-1.0, now)
+                state.breaker.release()
+                return False
+        state.active += 1
+        return True
+
+    # ------------------------------------------------------------------ one attempt
+    async def _attempt(
+        self, ctx: Ctx, runtime: Runtime, state: UpstreamState, request: Request, estimate: float
+    ) -> Response | Failure:
+        now = trio.current_time()
+        key = state.pick_key(now)
+        cfg = state.config
+        model = cfg.upstream_model(ctx.inbound.model)
+        plan = codec.plan(ctx.inbound, cfg.provider, model)
+        out = Outgoing(
+            url=plan.url(cfg.base_url),
+            headers=plan.headers(request.headers, key.secret.reveal() if key else None, cfg),
+            body=plan.body(),
+            stream=ctx.inbound.stream,
+        )
+        state.counters.requests += 1
+        started = trio.current_time()
+        record: dict[str, Any] = {"upstream": state.name, "model": model}
+        ctx.attempts.append(record)
+        done = False
+        try:
+            result = await attempt(self.engine.client, cfg, out, plan.pipe, time.time)
+            done = True
+        finally:
+            record["ms"] = round((trio.current_time() - started) * 1000, 1)
+            if not done:  # cancelled: the client went away
+                record["outcome"] = "client_gone"
+                self._settle(runtime, state, _gone(), None, estimate, key)
+        record["outcome"] = result.outcome.reason
+        if result.outcome.status is not None:
+            record["status"] = result.outcome.status
+        if isinstance(result, Failure):
+            self._settle(runtime, state, result.outcome, None, estimate, key)
+            return result
+        ctx.upstream, ctx.model_sent = state.name, model
+        ctx.ttfb = trio.current_time() - ctx.started
+        return self._respond(ctx, runtime, state, result, plan, estimate, key)
+
+    def _respond(
+        self,
+        ctx: Ctx,
+        runtime: Runtime,
+        state: UpstreamState,
+        answer: Answer,
+        plan: codec.Plan,
+        estimate: float,
+        key: object,
+    ) -> Response:
+        headers = plan.client_headers(
+            client_response_headers(answer.headers, request_id=ctx.request_id, upstream=state.name)
+        )
+        if answer.relay is None:
+            body = plan.response_body(answer.status, answer.body)
+            usage = plan.usage(answer.status, answer.body)
+            ctx.usage = usage
+            self._settle(runtime, state, answer.outcome, usage, estimate, key)
+            return Response(status=answer.status, headers=headers, body=body)
+        relay: RelayStream = answer.relay
+
+        def on_done(outcome: Outcome, usage: Usage) -> None:
+            ctx.usage = usage
+            if outcome.kind is OutcomeKind.CLIENT_GONE:
+                ctx.status = 499
+                ctx.error = "client closed the connection"
+            elif outcome.kind is not OutcomeKind.OK:
+                ctx.error = f"stream failed after commit: {outcome.reason}"
+            self._settle(runtime, state, outcome, usage, estimate, key)
+            self._log(ctx)
+
+        relay.on_done = on_done
+        return Response(status=answer.status, headers=headers, stream=relay)
+
+    # ------------------------------------------------------------------ accounting
+    def _settle(
+        self,
+        runtime: Runtime,
+        state: UpstreamState,
+        outcome: Outcome,
+        usage: Usage | None,
+        estimate: float,
+        key: object,
+    ) -> None:
+        settle.settle(runtime, state, outcome, usage, estimate, key, trio.current_time())
+        self._freed.set()
+        self._freed = trio.Event()
+
+    def _give_up(self, ctx: Ctx, failure: Failure, state: UpstreamState) -> Response:
+        plan = codec.plan(ctx.inbound, state.config.provider, ctx.inbound.model)
+        ctx.upstream = state.name
+        ctx.error = f"all attempts failed; last: {failure.outcome.reason}"
+        headers = [*JSON, (b"x-ccx-request-id", ctx.request_id.encode())]
+        if failure.outcome.retry_after is not None:
+            headers.append(
+                (b"retry-after", str(max(1, math.ceil(failure.outcome.retry_after))).encode())
+            )
+        if failure.body:
+            body = plan.error_body(failure.status, failure.body)
+        else:
+            kind = "overloaded" if failure.status == 503 else "upstream"
+            if failure.status == 504:
+                kind = "upstream_timeout"
+            body = ctx.spec.error_body(
+                failure.status, kind, f"upstream {state.name} failed: {failure.outcome.reason}"
+            )
+        return Response(status=failure.status, headers=headers, body=body)
+
+    def _no_capacity(
+        self, runtime: Runtime, candidates: list[UpstreamState], estimate: float
+    ) -> NoCapacity:
+        now = trio.current_time()
+        waits = [w for c in candidates if (w := c.wait_time(now, estimate)) is not None]
+        limited = any(
+            c.cooldown.active(now)
+            or (c.requests_bucket and c.requests_bucket.level(now) < 1)
+            or (
+                c.tokens_bucket
+                and c.tokens_bucket.level(now) < min(estimate, c.tokens_bucket.capacity)
+            )
+            or (c.config.max_concurrent is not None and c.active >= c.config.max_concurrent)
+            for c in candidates
+        )
+        retry_after = min(waits) if waits else None
+        names = ", ".join(c.name for c in candidates)
+        if limited:
+            return NoCapacity(
+                f"rate limited: no capacity on {names}", status=429, retry_after=retry_after
+            )
+        return NoCapacity(f"no healthy upstream among {names}", status=503, retry_after=retry_after)
+
+    # ------------------------------------------------------------------ log
+    def _log(self, ctx: Ctx) -> None:
+        if ctx.logged:
+            return
+        ctx.logged = True
+        elapsed = trio.current_time() - ctx.started
+        u = ctx.usage
+        self.engine.access_log.record(
+            {
+                "time": ctx.wall,
+                "request_id": ctx.request_id,
+                "dialect": str(ctx.inbound.dialect),
+                "operation": str(ctx.inbound.operation),
+                "model": ctx.inbound.model,
+                "model_sent": ctx.model_sent,
+                "upstream": ctx.upstream,
+                "status": ctx.status,
+                "latency_ms": round(elapsed * 1000, 2),
+                "ttfb_ms": round(ctx.ttfb * 1000, 2) if ctx.ttfb is not None else None,
+                "stream": ctx.inbound.stream,
+                "attempts": ctx.attempts,
+                "input_tokens": u.input_tokens,
+                "output_tokens": u.output_tokens,
+                "cache_read_tokens": u.cache_read_tokens,
+                "cache_write_tokens": u.cache_write_tokens,
+                "error": ctx.error,
+            }
+        )
+        self.engine.metrics.observe(
+            dialect=str(ctx.inbound.dialect),
+            upstream=ctx.upstream or "",
+            status=ctx.status,
+            seconds=elapsed,
+        )
+
+
+def _gone() -> Outcome:
+    return Outcome(kind=OutcomeKind.CLIENT_GONE, reason="client_gone", status=None)
+
+
+def _backoff(routing: Any, attempts_made: int, rng: random.Random) -> float:
+    from core.failover import backoff_delay
+
+    return backoff_delay(
+        max(0, attempts_made - 1), base=routing.backoff_base, cap=routing.backoff_max, rng=rng
+    )
+
+
+def _no_candidate(runtime: Runtime, model: str, ctx: Ctx) -> CcxError:
+    dialect = ctx.inbound.dialect
+    disabled = [
+        f"{s.name}: {s.config.disabled_reason}"
+        for s in runtime.upstreams.values()
+        if not s.config.enabled
+    ]
+    if disabled:
+        return NoCapacity(
+            f"no enabled upstream serves model '{model}' ({'; '.join(disabled)})", status=503
+        )
+    return NotFound(f"no upstream serves model '{model}' for the {dialect} API")
+
+
+def _error_response(spec: DialectSpec, exc: CcxError, request_id: str) -> Response:
+    headers = [*JSON, (b"x-ccx-request-id", request_id.encode())]
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        headers.append((b"retry-after", str(max(1, math.ceil(retry_after))).encode()))
+    body = spec.error_body(exc.status, exc.kind, exc.message)
+    return Response(status=exc.status, headers=headers, body=body)
