@@ -78,7 +78,11 @@ async def _send_stream(stream: trio.abc.Stream, chunks: int, gap: float) -> None
 async def _server_main(gap: float) -> None:
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
     print(listeners[0].socket.getsockname()[1], flush=True)
-    await trio.serve_listeners(lambda s: _serve_conn(s, gap), listeners)
+
+    async def handler(stream: trio.SocketStream) -> None:
+        await _serve_conn(stream, gap)
+
+    await trio.serve_listeners(handler, listeners)
 
 
 # -- the clients ---------------------------------------------------------------------------

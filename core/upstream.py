@@ -152,6 +152,8 @@ class _Conn:
             data = bytes(await self.stream.receive_some(_READ_SIZE))
             if data:
                 self.received = True
+            elif conn.their_state is h11.SEND_RESPONSE:
+                raise h11.RemoteProtocolError("connection closed before a response")
             conn.receive_data(data)
 
     def reusable(self) -> bool:
@@ -299,7 +301,7 @@ class UpstreamClient:
             while isinstance(event, h11.InformationalResponse):
                 event = await conn.next_event()
             if not isinstance(event, h11.Response):
-                raise h11.RemoteProtocolError("connection closed before a response")
+                raise h11.RemoteProtocolError(f"unexpected {type(event).__name__}")
         except _FOREIGN as exc:
             self._discard(conn)
             if reused and not conn.received:
@@ -381,8 +383,10 @@ def _build_request(method: str, target: _Target, headers: Headers, body: bytes) 
     try:
         return h11.Request(method=method.encode("ascii"), target=target.path, headers=out)
     except h11.LocalProtocolError:
-        # The message would echo the offending header value, which may be a key.
-        raise UpstreamProtocolError(f"{target.origin}: invalid request headers") from None
+        pass
+    # Raised outside the handler so neither cause nor context carries h11's message, which
+    # echoes the offending header value (maybe a key).
+    raise UpstreamProtocolError(f"{target.origin}: invalid request headers")
 
 
 def _close_now(stream: trio.abc.Stream) -> None:
