@@ -30,6 +30,7 @@ class Reply:
     chunks: list[bytes | trio.Event] | None = None  # an Event item: wait for it
     hang: bool = False  # never answer (timeouts, disconnects)
     on_cancel: trio.Event | None = None  # set when the handler is cancelled
+    arrived: trio.Event = field(default_factory=trio.Event)  # set when the request came in
 
 
 def json_reply(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
@@ -59,6 +60,7 @@ class FakeUpstream:
         self.requests.append(request)
         item = self.script.popleft() if self.script else self.default
         reply = item(request) if callable(item) else item
+        reply.arrived.set()
         if reply.hang:
             try:
                 await trio.sleep_forever()
