@@ -322,12 +322,14 @@ class UpstreamResponse:
         self.status: int = event.status_code
         self.headers: Headers = list(event.headers)
         self._client = client
-        self._conn = conn
+        # None once let go: a late finaliser of an abandoned iterator can then never touch
+        # a connection that meanwhile went back to the pool and serves someone else.
+        self._conn: _Conn | None = conn
 
     async def iter_raw(self) -> AsyncIterator[bytes]:
         """Body chunks as they arrive (de-chunked, not decompressed)."""
         conn = self._conn
-        if conn.state is not _State.ACTIVE:
+        if conn is None:
             return
         try:
             while True:
@@ -335,15 +337,15 @@ class UpstreamResponse:
                 if isinstance(event, h11.Data):
                     yield bytes(event.data)
                 elif isinstance(event, h11.EndOfMessage):
-                    self._client._release(conn)  # done: back to the pool at once
+                    self._let_go(conn, keep=True)  # done: back to the pool at once
                     return
                 else:
                     raise h11.RemoteProtocolError("connection closed mid-body")
         except _FOREIGN as exc:
-            self._client._discard(conn)
+            self._let_go(conn, keep=False)
             raise to_upstream_error(exc, conn.origin, phase="exchange") from exc
         except BaseException:
-            self._client._discard(conn)
+            self._let_go(conn, keep=False)  # cancelled or abandoned mid-body
             raise
 
     async def read(self) -> bytes:
@@ -352,8 +354,18 @@ class UpstreamResponse:
 
     async def aclose(self) -> None:
         """Idempotent: pool the connection if the body was read to the end, else close it."""
-        self._client._release(self._conn)
+        if self._conn is not None:
+            self._let_go(self._conn, keep=True)
         await trio.lowlevel.checkpoint()
+
+    def _let_go(self, conn: _Conn, *, keep: bool) -> None:
+        if self._conn is not conn:
+            return
+        self._conn = None
+        if keep:
+            self._client._release(conn)  # pools it only if the exchange ended cleanly
+        else:
+            self._client._discard(conn)
 
 
 def default_ssl_context() -> ssl.SSLContext:
