@@ -193,16 +193,30 @@ def _log_connection_error(client: str, exc: BaseException) -> None:
 
 
 class _Connection:
-    """One client connection: an h11 state machine and the request/response loop."""
+    """One client connection: an h11 state machine, the request/response loop (the
+    connection's own task) and a reader task.
+
+    The reader owns `receive_some` for the connection's whole life: it feeds h11 and wakes
+    the main task when that one waits for bytes, and it cancels the running handler/stream
+    when the client goes away (EOF or reset). One long-lived reader is much cheaper than a
+    watcher task per request (no spawn, no extra epoll re-arming). Bytes of a pipelined next
+    request simply stay in h11's buffer; the reader stops reading after `budget` unconsumed
+    bytes, so a client cannot make us buffer without bound (TCP backpressure instead).
+    """
 
     __slots__ = (
+        "budget",
         "client",
+        "data_ready",
+        "discarding",
+        "eof",
         "failed",
+        "fed",
+        "gone",
         "h11",
         "idle",
         "limits",
-        "peer_closed",
-        "pending",
+        "reader_paused",
         "scope",
         "server",
         "stream",
@@ -218,67 +232,107 @@ class _Connection:
         )
         self.scope: trio.CancelScope | None = None  # the current request's timeout scope
         self.idle = False  # waiting for the first byte of a request: drain may close us
-        self.pending = False  # the watcher fed bytes of the next request to h11
-        self.peer_closed = False
         self.failed = False  # an error answer was sent: the connection is closing
+        # Reader <-> main task hand-off.
+        self.budget = self.limits.max_header_bytes + 2 * RECEIVE_SIZE
+        self.fed = 0  # bytes fed to h11 since the main task last asked for more
+        self.eof = False  # the client closed (or reset) its side
+        self.discarding = False  # after an error answer: drop what still arrives
+        self.data_ready: trio.Event | None = None  # the main task waits for bytes
+        self.reader_paused: trio.Event | None = None  # the reader waits for `budget`
+        self.gone: trio.CancelScope | None = None  # handler + response; cancelled on EOF
 
     def close_if_idle(self) -> None:
         if self.idle and self.scope is not None:
             self.scope.cancel()
 
     async def run(self) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._reader)
+            try:
+                await self._serve_requests()
+            finally:
+                nursery.cancel_scope.cancel()
+
+    async def _serve_requests(self) -> None:
         conn = self.h11
         while True:
             request = await self._read_request()
-            if request is None:
-                return
-            if not await self._respond(request):
+            if request is None or not await self._respond(request):
                 return
             if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
-                return  # e.g. `Connection: close` either way, or HTTP/1.0
+                return  # `Connection: close` either way, or HTTP/1.0
             conn.start_next_cycle()
 
-    # -- reading -------------------------------------------------------------------------
+    # -- the reader task -----------------------------------------------------------------
 
-    async def _receive(self) -> bytes:
-        try:
-            return await self.stream.receive_some(RECEIVE_SIZE)
-        except _DISCONNECT_ERRORS:
-            return b""
+    async def _reader(self) -> None:
+        discarded = 0
+        while True:
+            try:
+                data = await self.stream.receive_some(RECEIVE_SIZE)
+            except _DISCONNECT_ERRORS:
+                data = b""
+            if not data:
+                self.eof = True
+                if self.gone is not None:
+                    self.gone.cancel()  # the client left: stop the handler / stream now
+                self._wake_main()
+                return
+            if self.discarding:
+                discarded += len(data)
+                if discarded > LINGER_BYTES:
+                    return
+                continue
+            self.h11.receive_data(data)
+            self.fed += len(data)
+            self._wake_main()
+            if self.fed > self.budget:
+                self.reader_paused = paused = trio.Event()
+                await paused.wait()
+
+    def _wake_main(self) -> None:
+        if self.data_ready is not None:
+            self.data_ready.set()
+
+    async def _wait_for_bytes(self) -> bool:
+        """Wait until the reader fed more bytes to h11; False on EOF."""
+        self.fed = 0
+        if self.reader_paused is not None:
+            self.reader_paused.set()
+            self.reader_paused = None
+        while not self.eof and self.fed == 0:
+            self.data_ready = ready = trio.Event()
+            try:
+                await ready.wait()
+            finally:
+                self.data_ready = None
+        return self.fed > 0
+
+    # -- reading -------------------------------------------------------------------------
 
     async def _read_request(self) -> Request | None:
         """The next whole request, or None when the connection should close (any error
         answer has been sent)."""
         limits = self.limits
-        scope = trio.CancelScope(deadline=trio.current_time() + limits.keepalive_timeout)
-        self.scope = scope
-        started = self.pending  # bytes of this request already arrived with the last one
-        self.pending = False
-        if started:
-            scope.deadline = trio.current_time() + limits.request_timeout
-        with scope:
+        started = bool(self.h11.trailing_data[0])  # it came along with the last request
+        timeout = limits.request_timeout if started else limits.keepalive_timeout
+        with trio.CancelScope(deadline=trio.current_time() + timeout) as scope:
+            self.scope = scope
             try:
-                return await self._read_events(started)
+                return await self._read_events(scope, started)
             except h11.RemoteProtocolError as exc:
-                status = 431 if exc.error_status_hint == 431 else 400
-                await self._fail(status)
+                await self._fail(431 if exc.error_status_hint == 431 else 400)
                 return None
             finally:
                 self.idle = False
         # Only a timeout (or drain, while idle) gets here.
-        if not self.failed and (
-            self.h11.their_state is not h11.IDLE or self._has_partial_request()
-        ):
+        if not self.failed and (self.h11.their_state is not h11.IDLE or self.h11.trailing_data[0]):
             await self._fail(408)
         return None
 
-    def _has_partial_request(self) -> bool:
-        return bool(self.h11.trailing_data[0])
-
-    async def _read_events(self, started: bool) -> Request | None:
+    async def _read_events(self, scope: trio.CancelScope, started: bool) -> Request | None:
         conn = self.h11
-        scope = self.scope
-        assert scope is not None
         request: Request | None = None
         chunks: list[bytes] = []
         size = 0
@@ -286,38 +340,29 @@ class _Connection:
         while True:
             event = conn.next_event()
             if event is h11.NEED_DATA:
-                if not started:
-                    if self.server.draining:
-                        return None
-                    self.idle = True
-                data = await self._receive()
-                self.idle = False
-                if not data:
+                if not started and self.server.draining:
+                    return None
+                self.idle = not started
+                if not await self._wait_for_bytes():
                     return None  # closed between requests, or gave up mid-request
+                self.idle = False
                 if not started:
                     started = True
                     scope.deadline = trio.current_time() + self.limits.request_timeout
-                conn.receive_data(data)
-                continue
-            if isinstance(event, h11.Data):
-                data = event.data
-                size += len(data)
+            elif isinstance(event, h11.Data):
+                size += len(event.data)
                 if size > max_body:
                     await self._fail(413)
                     return None
-                chunks.append(data)
+                chunks.append(event.data)
             elif isinstance(event, h11.Request):
-                if not started:
-                    started = True
-                    scope.deadline = trio.current_time() + self.limits.request_timeout
                 request, length = self._make_request(event)
                 if length > max_body:
                     await self._fail(413)
                     return None
                 if conn.they_are_waiting_for_100_continue:
-                    await self._send(
-                        conn.send(h11.InformationalResponse(status_code=100, headers=[]))
-                    )
+                    continue_ = h11.InformationalResponse(status_code=100, headers=[])
+                    await self._send(conn.send(continue_))
             elif isinstance(event, h11.EndOfMessage):
                 assert request is not None
                 request.body = b"".join(chunks)
@@ -354,7 +399,7 @@ class _Connection:
         try:
             await self.stream.send_all(data)
         except _DISCONNECT_ERRORS:
-            self.peer_closed = True
+            self.eof = True
             return False
         return True
 
@@ -364,44 +409,29 @@ class _Connection:
         head, body = _ERRORS[status]
         if not await self._send(head + body):
             return
+        self.discarding = True
+        if self.reader_paused is not None:
+            self.reader_paused.set()
         with trio.move_on_after(LINGER_SECONDS):
             try:
                 await self.stream.send_eof()
-                received = 0
-                while received < LINGER_BYTES:
-                    data = await self.stream.receive_some(RECEIVE_SIZE)
-                    if not data:
-                        break
-                    received += len(data)
             except _DISCONNECT_ERRORS:
-                pass
+                return
+            while not self.eof:
+                await self._wait_for_bytes()
 
     async def _respond(self, request: Request) -> bool:
-        """Run the handler and send its response while watching for the client going away.
-        True when the connection may serve another request."""
-        gone = trio.CancelScope()
-        with gone:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._watch, gone)
+        """Run the handler and send its response; the reader cancels both if the client
+        goes away. True when the connection may serve another request."""
+        if self.eof:
+            return False  # the client left before we even started
+        with trio.CancelScope() as gone:
+            self.gone = gone
+            try:
                 keep = await self._handle(request)
-                nursery.cancel_scope.cancel()
-        return keep and not self.peer_closed and not self.server.draining
-
-    async def _watch(self, gone: trio.CancelScope) -> None:
-        """Read the client socket while the handler works; EOF/reset cancels `gone`."""
-        budget = self.limits.max_header_bytes + RECEIVE_SIZE
-        while True:
-            data = await self._receive()
-            if not data:
-                self.peer_closed = True
-                gone.cancel()
-                return
-            # A pipelined next request: h11 buffers it until start_next_cycle().
-            self.h11.receive_data(data)
-            self.pending = True
-            budget -= len(data)
-            if budget <= 0:
-                await trio.sleep_forever()  # stop reading: TCP backpressure on the client
+            finally:
+                self.gone = None
+        return not gone.cancelled_caught and keep and not self.eof and not self.server.draining
 
     async def _handle(self, request: Request) -> bool:
         head_only = request.method == "HEAD"
