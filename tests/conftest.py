@@ -19,7 +19,7 @@ async def running_proxy(config: Config) -> AsyncIterator[tuple[Engine, httpx.Asy
     engine = Engine(config, access_log=AccessLog(keep_recent=1000))
     async with trio.open_nursery() as nursery:
         info = await nursery.start(partial(engine.run, host="127.0.0.1", port=0))
-        async with httpx.AsyncClient(base_url=info.url, timeout=30) as client:
+        async with httpx.AsyncClient(base_url=info.url, timeout=600) as client:
             yield engine, client
         nursery.cancel_scope.cancel()
 
