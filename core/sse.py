@@ -36,6 +36,8 @@ class SSEParser:
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         text = self._decoder.decode(chunk)
+        if not text:
+            return []
         if self._cr_at_end and text.startswith("\n"):
             text = text[1:]  # the LF of a CRLF split across chunks
         self._cr_at_end = text.endswith("\r")
