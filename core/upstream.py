@@ -106,14 +106,15 @@ def _describe(exc: BaseException) -> str:
     return f"{name}: {text[:160]}" if text else name
 
 
-_FOREIGN: tuple[type[BaseException], ...] = (
-    OSError,  # includes ssl.SSLError, socket.gaierror, ConnectionRefusedError
-    ValueError,  # ssl.CertificateError on some versions; bad host names from getaddrinfo
+# What the network, TLS and h11 raise while a request is in flight.
+_EXCHANGE_ERRORS: tuple[type[Exception], ...] = (
+    OSError,  # includes ssl.SSLError and ConnectionResetError
     trio.BrokenResourceError,
     trio.ClosedResourceError,
-    trio.TooSlowError,
     h11.ProtocolError,
 )
+# ... and while connecting: also our deadline and the codec errors of a bad host name.
+_CONNECT_ERRORS: tuple[type[Exception], ...] = (*_EXCHANGE_ERRORS, trio.TooSlowError, ValueError)
 
 
 def _readable(stream: trio.abc.Stream) -> bool:
@@ -242,7 +243,7 @@ class UpstreamClient:
                 stream: trio.abc.Stream = tcp
                 if origin.scheme == "https":
                     stream = await self._tls(tcp, origin)
-        except _FOREIGN as exc:
+        except _CONNECT_ERRORS as exc:
             raise to_upstream_error(exc, origin, phase="connect") from exc
         self._opened += 1
         self._active += 1
@@ -303,7 +304,7 @@ class UpstreamClient:
                 event = await conn.next_event()
             if not isinstance(event, h11.Response):
                 raise h11.RemoteProtocolError(f"unexpected {type(event).__name__}")
-        except _FOREIGN as exc:
+        except _EXCHANGE_ERRORS as exc:
             self._discard(conn)
             if reused and not conn.received:
                 raise _StaleConnection from exc
@@ -342,7 +343,7 @@ class UpstreamResponse:
                     return
                 else:
                     raise h11.RemoteProtocolError("connection closed mid-body")
-        except _FOREIGN as exc:
+        except _EXCHANGE_ERRORS as exc:
             self._let_go(conn, keep=False)
             raise to_upstream_error(exc, conn.origin, phase="exchange") from exc
         except BaseException:

@@ -579,3 +579,11 @@ async def test_https_round_trip_verifies_the_certificate_and_reuses(
     with pytest.raises(UpstreamConnectError, match="certificate verify failed"):
         await untrusting.send("GET", server.url(), [], b"", connect_timeout=TIMEOUT)
     assert untrusting.stats() == {"idle": 0, "active": 0, "opened": 0}
+
+
+async def test_an_unusable_url_is_a_connect_error_before_any_io() -> None:
+    client = UpstreamClient()
+    for url in ("ftp://127.0.0.1/x", "http:///no-host", "http://127.0.0.1:99999/"):
+        with pytest.raises(UpstreamConnectError):
+            await client.send("GET", url, [], b"", connect_timeout=1)
+    assert client.stats() == {"idle": 0, "active": 0, "opened": 0}
