@@ -52,14 +52,11 @@ _ERROR_EVENTS = frozenset({"error", "response.failed"})
 # content filter), not a failure another upstream would fix.
 _END_EVENTS = frozenset({"response.completed", "response.incomplete"})
 
-# The `code` a Responses `error` event carries, per core.errors kind.
-ERROR_CODES: dict[str, str] = {
-    "invalid_request": "invalid_request_error",
-    "authentication": "invalid_api_key",
-    "not_found": "model_not_found",
-    "request_too_large": "request_too_large",
-    "rate_limited": "rate_limit_exceeded",
-}
+
+def _error_code(kind: str) -> str:
+    """The `code` of a Responses `error` event: the Chat error's code, else its type."""
+    error = openai_error(kind, "")["error"]
+    return str(error["code"] or error["type"])
 
 
 def responses_usage_of(obj: Any) -> Usage:
@@ -120,7 +117,7 @@ class OpenAIResponsesSpec:
         # sequence_number: best effort; 0 when the proxy does not track the upstream's
         payload = {
             "type": "error",
-            "code": ERROR_CODES.get(kind, "server_error"),
+            "code": _error_code(kind),
             "message": message,
             "param": None,
             "sequence_number": sequence_number,
