@@ -1,8 +1,8 @@
 """Micro-benchmark of core/server.py: CPU time the *server process* spends per request.
 
 The server runs in a child process (so the load generator's CPU is not counted) and answers
-`GET /cpu` with its own `time.process_time()`; the figure is the difference around each
-load phase divided by the number of requests (or stream chunks).
+`GET /cpu` with its own user and system CPU time (`os.times()`); the figure is the
+difference around each load phase divided by the number of requests (or stream chunks).
 
     python bench/server_bench.py [--requests 5000] [--connections 20]
 
@@ -14,6 +14,7 @@ For tuning only: numbers vary with the machine; compare runs on the same box.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -41,7 +42,8 @@ POST = (
 
 async def bench_handler(request: Request) -> Response:
     if request.path == "/cpu":
-        return Response(status=200, body=repr(time.process_time()).encode())
+        times = os.times()
+        return Response(status=200, body=b"%r %r" % (times.user, times.system))
     if request.path == "/stream":
         count = int(request.query_params().get("n", "1000"))
 
@@ -92,8 +94,10 @@ class Conn:
         return total
 
 
-async def server_cpu(conn: Conn) -> float:
-    return float(await conn.roundtrip(b"GET /cpu HTTP/1.1\r\nhost: bench\r\n\r\n"))
+async def server_cpu(conn: Conn) -> tuple[float, float]:
+    """(user, system) CPU seconds of the server process so far."""
+    user, system = (await conn.roundtrip(b"GET /cpu HTTP/1.1\r\nhost: bench\r\n\r\n")).split()
+    return float(user), float(system)
 
 
 async def load(port: int, requests: int, connections: int, chunks: int) -> None:
@@ -105,7 +109,7 @@ async def load(port: int, requests: int, connections: int, chunks: int) -> None:
     before, wall = await server_cpu(control), time.perf_counter()
     for _ in range(requests):
         await one.roundtrip(POST)
-    report("sequential keep-alive POST", await server_cpu(control) - before, requests, wall)
+    await report("sequential keep-alive POST", control, before, requests, wall)
 
     conns = [Conn(await trio.open_tcp_stream("127.0.0.1", port)) for _ in range(connections)]
 
@@ -118,18 +122,23 @@ async def load(port: int, requests: int, connections: int, chunks: int) -> None:
         for conn in conns:
             nursery.start_soon(worker, conn, requests // connections)
     total = requests // connections * connections
-    report(
-        f"{connections} concurrent keep-alive POST", await server_cpu(control) - before, total, wall
-    )
+    await report(f"{connections} concurrent keep-alive POST", control, before, total, wall)
 
     before, wall = await server_cpu(control), time.perf_counter()
     await one.drain_chunked(b"GET /stream?n=%d HTTP/1.1\r\nhost: bench\r\n\r\n" % chunks)
-    report("stream chunks (100 B each)", await server_cpu(control) - before, chunks, wall)
+    await report("stream chunks (100 B each)", control, before, chunks, wall)
 
 
-def report(name: str, cpu: float, count: int, wall_start: float) -> None:
+async def report(
+    name: str, control: Conn, before: tuple[float, float], count: int, wall_start: float
+) -> None:
     wall = time.perf_counter() - wall_start
-    print(f"{name:32s} {cpu / count * 1e6:8.1f} us CPU each   ({count} in {wall:.2f} s wall)")
+    after = await server_cpu(control)
+    user, system = ((a - b) / count * 1e6 for a, b in zip(after, before, strict=True))
+    print(
+        f"{name:30s} {user + system:7.1f} us CPU each (user {user:6.1f}, sys {system:6.1f})"
+        f"  [{count} in {wall:.2f} s wall]"
+    )
 
 
 def main() -> None:

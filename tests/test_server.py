@@ -189,6 +189,46 @@ async def test_pipelined_bytes_read_while_the_handler_runs_are_not_lost(
     assert (first["path"], second["path"]) == ("/slow", "/second")
 
 
+async def test_many_pipelined_requests_beyond_the_read_budget_all_get_answers(
+    nursery: trio.Nursery,
+) -> None:
+    # More pipelined bytes than the reader buffers ahead (it pauses, then resumes).
+    async def handler(request: Request) -> Response:
+        return Response(status=200, body=str(len(request.body)).encode())
+
+    info = await start(nursery, handler, ServerLimits(max_header_bytes=1024))
+    client = await RawClient.connect(info)
+    body = b"z" * 20_000
+    request = b"POST / HTTP/1.1\r\nhost: t\r\ncontent-length: 20000\r\n\r\n" + body
+
+    async def send_all() -> None:
+        await client.send(request * 40)  # 800 kB, far above the reader's budget
+
+    async with trio.open_nursery() as senders:
+        senders.start_soon(send_all)
+        answers = [(await client.read_response())[2] for _ in range(40)]
+    assert answers == [b"20000"] * 40
+
+
+async def test_large_body_arrives_whole(nursery: trio.Nursery) -> None:
+    async def handler(request: Request) -> Response:
+        return Response(status=200, body=b"%d:%d" % (len(request.body), request.body.count(b"a")))
+
+    info = await start(nursery, handler)
+    async with httpx.AsyncClient(base_url=info.url) as client:
+        response = await client.post("/", content=b"a" * 5_000_000)
+    assert response.content == b"5000000:5000000"
+
+
+async def test_http_1_0_request_is_answered_and_closed(nursery: trio.Nursery) -> None:
+    info = await start(nursery, echo)
+    client = await RawClient.connect(info)
+    await client.send(b"GET /old HTTP/1.0\r\n\r\n")
+    status, _, body = await client.read_response()
+    assert (status, json.loads(body)["path"]) == (200, "/old")
+    assert await client.at_eof()
+
+
 async def test_chunked_request_body_is_assembled(nursery: trio.Nursery) -> None:
     info = await start(nursery, echo)
 
@@ -297,7 +337,7 @@ async def test_connection_close_from_the_handler_is_honoured(nursery: trio.Nurse
 async def test_declared_body_over_the_limit_is_refused_before_it_is_sent(
     nursery: trio.Nursery,
 ) -> None:
-    info = await start(nursery, echo, limits=ServerLimits(max_body_bytes=100))
+    info = await start(nursery, echo, ServerLimits(max_body_bytes=100))
     client = await RawClient.connect(info)
     await client.send(
         b"POST / HTTP/1.1\r\nhost: t\r\ncontent-length: 1000\r\nexpect: 100-continue\r\n\r\n"
@@ -309,7 +349,7 @@ async def test_declared_body_over_the_limit_is_refused_before_it_is_sent(
 
 
 async def test_chunked_body_over_the_limit_gets_413(nursery: trio.Nursery) -> None:
-    info = await start(nursery, echo, limits=ServerLimits(max_body_bytes=100))
+    info = await start(nursery, echo, ServerLimits(max_body_bytes=100))
     client = await RawClient.connect(info)
     chunk = b"40\r\n" + b"x" * 64 + b"\r\n"
     await client.send(
@@ -319,7 +359,7 @@ async def test_chunked_body_over_the_limit_gets_413(nursery: trio.Nursery) -> No
 
 
 async def test_oversized_headers_get_431(nursery: trio.Nursery) -> None:
-    info = await start(nursery, echo, limits=ServerLimits(max_header_bytes=1024))
+    info = await start(nursery, echo, ServerLimits(max_header_bytes=1024))
     client = await RawClient.connect(info)
     await client.send(get(extra=f"x-big: {'a' * 4000}\r\n"))
     assert (await client.read_response())[0] == 431
@@ -338,7 +378,7 @@ async def test_garbage_gets_400_and_the_server_keeps_serving(nursery: trio.Nurse
 
 async def test_slow_request_gets_408(nursery: trio.Nursery, autojump_clock: object) -> None:
     limits = ServerLimits(request_timeout=5.0, keepalive_timeout=100.0)
-    info = await start(nursery, echo, limits=limits)
+    info = await start(nursery, echo, limits)
     client = await RawClient.connect(info)
     await client.send(b"POST / HTTP/1.1\r\nhost: t\r\ncontent-length: 10\r\n\r\nhalf")
     start_time = trio.current_time()
@@ -349,13 +389,28 @@ async def test_slow_request_gets_408(nursery: trio.Nursery, autojump_clock: obje
 async def test_idle_keep_alive_connection_is_closed_silently(
     nursery: trio.Nursery, autojump_clock: object
 ) -> None:
-    info = await start(nursery, echo, limits=ServerLimits(keepalive_timeout=30.0))
+    info = await start(nursery, echo, ServerLimits(keepalive_timeout=30.0))
     client = await RawClient.connect(info)
     await client.send(get())
     await client.read_response()
     idle_since = trio.current_time()
     assert await client.at_eof()  # no 408 bytes for an idle connection, just a close
     assert trio.current_time() - idle_since == pytest.approx(30.0)
+
+
+async def test_a_slow_handler_is_not_cut_by_the_request_timeouts(
+    nursery: trio.Nursery, autojump_clock: object
+) -> None:
+    # The timeouts bound receiving the request, never the handler (an upstream may be slow).
+    async def handler(request: Request) -> Response:
+        await trio.sleep(500)
+        return Response(status=200, body=b"late but fine")
+
+    limits = ServerLimits(request_timeout=5.0, keepalive_timeout=30.0)
+    info = await start(nursery, handler, limits)
+    client = await RawClient.connect(info)
+    await client.send(get())
+    assert (await client.read_response())[2] == b"late but fine"
 
 
 # -- failures and disconnects ------------------------------------------------------------
