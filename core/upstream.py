@@ -26,11 +26,12 @@ from __future__ import annotations
 import re
 import select
 import ssl
+import string
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from enum import Enum
 from typing import Literal
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, quote, urlsplit
 
 import h11
 import trio
@@ -220,6 +221,8 @@ class UpstreamClient:
         path = parts.path or "/"
         if parts.query:
             path += "?" + parts.query
+        if not path.isascii():  # e.g. a model name with non-ASCII letters in a path
+            path = quote(path, safe=string.punctuation)
         return _Target(origin=cached[0], host_header=cached[1], path=path.encode("ascii"))
 
     def _checkout(self, origin: Origin) -> _Conn | None:

@@ -164,6 +164,9 @@ async def test_get_and_post_round_trip(nursery: trio.Nursery) -> None:
     assert all(name == name.lower() for name, _ in post.headers)
     get = await client.send("GET", server.url("/v1/models?x=1"), [], b"", connect_timeout=1)
     assert await get.read() == b"GET /v1/models?x=1 host=127.0.0.1:" + port + b" length=- x=- body="
+    # A non-ASCII path is percent-encoded (UTF-8); ASCII is sent exactly as given.
+    get = await client.send("GET", server.url("/v1/modèle:run?a=%20"), [], b"", connect_timeout=1)
+    assert (await get.read()).startswith(b"GET /v1/mod%C3%A8le:run?a=%20 ")
     assert_pool_clean(client, idle=1)
     await client.aclose()
     assert_pool_clean(client, idle=0)
