@@ -1,0 +1,302 @@
+"""Gemini streamGenerateContent (`alt=sse`) streams <-> canonical stream events, sans-IO.
+
+Grammar: `data: {GenerateContentResponse}` lines, no `event:` line and no terminal marker.
+Each chunk has `candidates[0].content.parts` (text parts, `thought: true` parts, whole
+`functionCall` parts, any of them with a `thoughtSignature`), `usageMetadata`,
+`modelVersion`, `responseId`; the last candidate carries `finishReason`. A mid-stream
+error is `data: {"error": {"code", "message", "status"}}` (what google-genai raises on).
+
+Rules:
+- Gemini sends whole function calls: the decoder emits a tool block with one args delta;
+  the encoder buffers argument fragments until BlockStop and sends the parsed `args`.
+- Gemini may give no call ids: the decoder synthesises `call_<n>` (n = the call's position
+  in the response, the canonical.py convention); the encoder keeps given ids in
+  `functionCall.id` so a client can echo them in `functionResponse.id`.
+- Canonical stream events carry no signature on tool or text blocks, so a
+  `thoughtSignature` on a non-thought part is decoded as a signature-only reasoning block
+  just before that part; the encoder writes a signature as `{"thought": true, "text": "",
+  "thoughtSignature": ...}` when it is not attached to thought text. Redacted reasoning
+  has no Gemini field and is dropped on purpose.
+- Usage: `candidatesTokenCount` excludes `thoughtsTokenCount`; canonical output includes
+  reasoning, so the decoder adds them and the encoder splits them again.
+- End: the chunk with `finishReason` ends the stream; closing before it is an early end.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from core.sse import SSEEvent
+from core.translate.canonical import (
+    BlockStart,
+    BlockStop,
+    End,
+    ErrorEvent,
+    Finish,
+    ReasoningDelta,
+    Start,
+    StopReason,
+    StreamEvent,
+    TextDelta,
+    ToolArgsDelta,
+    Usage,
+)
+
+EARLY_END = "upstream stream ended early"
+
+_FILTERED = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY"}
+_STOP_OUT: dict[StopReason, str] = {
+    StopReason.END_TURN: "STOP",
+    StopReason.STOP_SEQUENCE: "STOP",
+    StopReason.TOOL_USE: "STOP",
+    StopReason.MAX_TOKENS: "MAX_TOKENS",
+    StopReason.CONTENT_FILTER: "SAFETY",
+    StopReason.REFUSAL: "SAFETY",
+    StopReason.ERROR: "OTHER",
+}
+# kind -> (HTTP code, google.rpc status)
+_ERROR_OUT: dict[str, tuple[int, str]] = {
+    "overloaded": (503, "UNAVAILABLE"),
+    "rate_limited": (429, "RESOURCE_EXHAUSTED"),
+    "invalid_request": (400, "INVALID_ARGUMENT"),
+    "authentication": (401, "UNAUTHENTICATED"),
+    "not_found": (404, "NOT_FOUND"),
+    "upstream_timeout": (504, "DEADLINE_EXCEEDED"),
+}
+_ERROR_IN: dict[str, str] = {
+    "UNAVAILABLE": "overloaded",
+    "RESOURCE_EXHAUSTED": "rate_limited",
+    "INVALID_ARGUMENT": "invalid_request",
+    "FAILED_PRECONDITION": "invalid_request",
+    "UNAUTHENTICATED": "authentication",
+    "PERMISSION_DENIED": "authentication",
+    "NOT_FOUND": "not_found",
+    "DEADLINE_EXCEEDED": "upstream_timeout",
+}
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def usage_in(raw: dict[str, Any]) -> Usage:
+    thoughts = int(raw.get("thoughtsTokenCount") or 0)
+    return Usage(
+        input_tokens=int(raw.get("promptTokenCount") or 0),
+        output_tokens=int(raw.get("candidatesTokenCount") or 0) + thoughts,
+        cache_read_tokens=int(raw.get("cachedContentTokenCount") or 0),
+        reasoning_tokens=thoughts,
+    )
+
+
+def usage_out(usage: Usage) -> dict[str, int]:
+    out = {
+        "promptTokenCount": usage.input_tokens,
+        "candidatesTokenCount": max(usage.output_tokens - usage.reasoning_tokens, 0),
+        "totalTokenCount": usage.input_tokens + usage.output_tokens,
+    }
+    if usage.reasoning_tokens:
+        out["thoughtsTokenCount"] = usage.reasoning_tokens
+    if usage.cache_read_tokens:
+        out["cachedContentTokenCount"] = usage.cache_read_tokens
+    return out
+
+
+class Decoder:
+    """Gemini upstream SSE events -> canonical stream events."""
+
+    def __init__(self) -> None:
+        self._started = False
+        self._done = False
+        self._next = 0
+        self._open: tuple[str, int] | None = None  # ("text" | "reasoning", canonical index)
+        self._calls = 0
+        self._usage: Usage | None = None
+
+    def feed(self, event: SSEEvent) -> list[StreamEvent]:
+        if self._done:
+            return []
+        try:
+            chunk = json.loads(event.data)
+        except ValueError:
+            return self._fail("upstream_protocol", "upstream sent an invalid JSON chunk")
+        if not isinstance(chunk, dict):
+            return []
+        if isinstance(chunk.get("error"), dict):
+            err = chunk["error"]
+            kind = _ERROR_IN.get(str(err.get("status")), "upstream")
+            return self._fail(kind, str(err.get("message", "upstream error")))
+        out: list[StreamEvent] = []
+        if not self._started:
+            self._started = True
+            rid = str(chunk.get("responseId") or "gemini")
+            out.append(Start(id=rid, model=str(chunk.get("modelVersion", ""))))
+        if isinstance(chunk.get("usageMetadata"), dict):
+            self._usage = usage_in(chunk["usageMetadata"])
+        candidates = chunk.get("candidates") or [{}]
+        candidate = candidates[0]
+        for part in (candidate.get("content") or {}).get("parts") or ():
+            self._part(part, out)
+        reason = candidate.get("finishReason")
+        if reason:
+            self._finish(str(reason), out)
+        return out
+
+    def close(self) -> list[StreamEvent]:
+        if self._done:
+            return []
+        return self._fail("upstream", EARLY_END)
+
+    def _fail(self, kind: str, message: str) -> list[StreamEvent]:
+        self._done = True
+        return [ErrorEvent(kind=kind, message=message)]
+
+    def _close_open(self, out: list[StreamEvent]) -> None:
+        if self._open is not None:
+            out.append(BlockStop(index=self._open[1]))
+            self._open = None
+
+    def _block(self, kind: str, out: list[StreamEvent]) -> int:
+        """The index of an open block of `kind` (text/reasoning), opening one if needed."""
+        if self._open is not None and self._open[0] == kind:
+            return self._open[1]
+        self._close_open(out)
+        i = self._next
+        self._next += 1
+        out.append(BlockStart(index=i, kind="text" if kind == "text" else "reasoning"))
+        self._open = (kind, i)
+        return i
+
+    def _part(self, part: dict[str, Any], out: list[StreamEvent]) -> None:
+        signature = part.get("thoughtSignature")
+        if part.get("thought"):
+            i = self._block("reasoning", out)
+            out.append(ReasoningDelta(index=i, text=str(part.get("text", "")), signature=signature))
+            return
+        if signature:  # a signature carried by a text or call part: its own reasoning block
+            i = self._block("reasoning", out)
+            out.append(ReasoningDelta(index=i, signature=str(signature)))
+        if isinstance(part.get("functionCall"), dict):
+            self._call(part["functionCall"], out)
+        elif isinstance(part.get("text"), str) and part["text"]:
+            i = self._block("text", out)
+            out.append(TextDelta(index=i, text=part["text"]))
+
+    def _call(self, call: dict[str, Any], out: list[StreamEvent]) -> None:
+        self._close_open(out)
+        i = self._next
+        self._next += 1
+        tool_id = str(call.get("id") or f"call_{self._calls}")
+        self._calls += 1
+        out.append(
+            BlockStart(
+                index=i, kind="tool_call", tool_id=tool_id, tool_name=str(call.get("name", ""))
+            )
+        )
+        out.append(ToolArgsDelta(index=i, partial_json=_dumps(call.get("args") or {})))
+        out.append(BlockStop(index=i))
+
+    def _finish(self, reason: str, out: list[StreamEvent]) -> None:
+        self._close_open(out)
+        if reason == "STOP" or reason == "FINISH_REASON_UNSPECIFIED":
+            stop = StopReason.TOOL_USE if self._calls else StopReason.END_TURN
+        elif reason == "MAX_TOKENS":
+            stop = StopReason.MAX_TOKENS
+        elif reason in _FILTERED:
+            stop = StopReason.CONTENT_FILTER
+        else:
+            stop = StopReason.ERROR  # MALFORMED_FUNCTION_CALL, OTHER, ...
+        self._done = True
+        out.append(Finish(stop_reason=stop, usage=self._usage))
+        out.append(End())
+
+
+def error_event(kind: str, message: str) -> bytes:
+    code, status = _ERROR_OUT.get(kind, (500, "INTERNAL"))
+    body = {"error": {"code": code, "message": message, "status": status}}
+    return f"data: {_dumps(body)}\n\n".encode()
+
+
+class Encoder:
+    """Canonical stream events -> Gemini client SSE bytes."""
+
+    def __init__(self, *, model: str) -> None:
+        self._model = model
+        self._tail = ""  # ',"modelVersion":...,"responseId":...}' suffix of every chunk
+        self._tools: dict[int, tuple[str | None, str, str, list[str]]] = {}  # id, name, kind, args
+        self._finished = False
+
+    def feed(self, event: StreamEvent) -> bytes:
+        if self._finished:
+            return b""
+        match event:
+            case TextDelta(text=t):
+                return self._parts([{"text": t}]) if t else b""
+            case ToolArgsDelta(index=i, partial_json=p):
+                if i in self._tools:
+                    self._tools[i][3].append(p)
+                return b""
+            case ReasoningDelta(text=t, signature=s):
+                return self._reasoning(t, s)
+            case BlockStart(kind="tool_call"):
+                self._tools[event.index] = (
+                    event.tool_id,
+                    event.tool_name or "",
+                    event.tool_kind,
+                    [],
+                )
+                return b""
+            case BlockStop(index=i):
+                return self._call(i) if i in self._tools else b""
+            case Start():
+                rid = _dumps(event.id)
+                self._tail = f',"modelVersion":{_dumps(self._model)},"responseId":{rid}}}'
+                return b""
+            case Finish():
+                return self._finish(event)
+            case End():
+                self._finished = True
+                return b""
+            case ErrorEvent(kind=k, message=m):
+                self._finished = True
+                return error_event(k, m)
+        return b""
+
+    def _chunk(self, candidate: dict[str, Any], usage: dict[str, int] | None = None) -> bytes:
+        body = '{"candidates":[' + _dumps(candidate) + "]"
+        if usage is not None:
+            body += ',"usageMetadata":' + _dumps(usage)
+        return f"data: {body}{self._tail or '}'}\n\n".encode()
+
+    def _parts(self, parts: list[dict[str, Any]]) -> bytes:
+        return self._chunk({"content": {"parts": parts, "role": "model"}, "index": 0})
+
+    def _reasoning(self, text: str, signature: str | None) -> bytes:
+        if not text and not signature:
+            return b""
+        part: dict[str, Any] = {"text": text, "thought": True}
+        if signature:
+            part["thoughtSignature"] = signature
+        return self._parts([part])
+
+    def _call(self, index: int) -> bytes:
+        tool_id, name, kind, fragments = self._tools.pop(index)
+        raw = "".join(fragments)
+        args: Any
+        if kind == "custom":
+            args = {"input": raw}  # a raw-input tool has no JSON object: wrap it
+        else:
+            try:
+                args = json.loads(raw) if raw.strip() else {}
+            except ValueError:
+                args = {}  # truncated arguments (max tokens) cannot be parsed
+        call: dict[str, Any] = {"name": name, "args": args if isinstance(args, dict) else {}}
+        if tool_id:
+            call["id"] = tool_id
+        return self._parts([{"functionCall": call}])
+
+    def _finish(self, event: Finish) -> bytes:
+        out = b"".join(self._call(i) for i in sorted(self._tools))
+        candidate = {"finishReason": _STOP_OUT[event.stop_reason], "index": 0}
+        return out + self._chunk(candidate, usage_out(event.usage or Usage()))

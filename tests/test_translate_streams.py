@@ -1,0 +1,398 @@
+"""Stream translation between the four dialects: golden files, client grammars, splits, failures.
+
+Upstream fixtures (tests/data/translate_streams/upstream_<dialect>.sse) all tell the same
+story: reasoning (with a signature where the dialect has one), a text answer, two parallel
+`get_weather` calls with streamed arguments, a tool-use stop and usage with cache reads.
+Expected client streams are <src>__<dst>.sse; regenerate with CCX_REGEN_GOLDEN=1 and
+review the diff by hand against the providers' docs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+from typing import Any
+
+import pydantic
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from core.dialects import Dialect
+from core.sse import SSEEvent, SSEParser
+from core.translate.streams import StreamTranslator, translator
+
+DATA = pathlib.Path(__file__).parent / "data" / "translate_streams"
+CREATED = 1700000000
+PAIRS = [(s, d) for s in Dialect for d in Dialect if s != d]
+PAIR_IDS = [f"{s.value}->{d.value}" for s, d in PAIRS]
+
+
+def upstream(src: Dialect) -> bytes:
+    return (DATA / f"upstream_{src.value}.sse").read_bytes()
+
+
+def translate(src: Dialect, dst: Dialect, chunks: list[bytes], **kw: Any) -> bytes:
+    t = StreamTranslator(src=src, dst=dst, client_model="client-model", created=CREATED, **kw)
+    return b"".join(t.feed(c) for c in chunks) + t.close()
+
+
+def events(raw: bytes) -> list[SSEEvent]:
+    parser = SSEParser()
+    out = parser.feed(raw)
+    assert parser.close() == [], "a client stream must end on an event boundary"
+    return out
+
+
+def payloads(raw: bytes) -> list[tuple[str | None, Any]]:
+    return [(e.event, e.data if e.data == "[DONE]" else json.loads(e.data)) for e in events(raw)]
+
+
+# ------------------------------------------------------------------ what a client sees
+def client_view(dst: Dialect, raw: bytes) -> dict[str, Any]:
+    """Rebuild the answer the way a client of `dst` would: text, reasoning, calls, usage."""
+    view: dict[str, Any] = {"text": "", "reasoning": "", "calls": [], "stop": None, "usage": None}
+    calls: dict[int, dict[str, Any]] = {}
+    for _name, data in payloads(raw):
+        if dst is Dialect.ANTHROPIC:
+            _anthropic_view(data, view, calls)
+        elif dst is Dialect.OPENAI_CHAT:
+            _chat_view(data, view, calls)
+        elif dst is Dialect.OPENAI_RESPONSES:
+            _responses_view(data, view, calls)
+        else:
+            _gemini_view(data, view, calls)
+    view["calls"] = [
+        (c["id"], c["name"], json.loads(c["args"]) if isinstance(c["args"], str) else c["args"])
+        for _, c in sorted(calls.items())
+    ]
+    return view
+
+
+def _anthropic_view(data: Any, view: dict[str, Any], calls: dict[int, dict[str, Any]]) -> None:
+    if data["type"] == "content_block_start" and data["content_block"]["type"] == "tool_use":
+        block = data["content_block"]
+        calls[data["index"]] = {"id": block["id"], "name": block["name"], "args": ""}
+    elif data["type"] == "content_block_delta":
+        d = data["delta"]
+        if d["type"] == "text_delta":
+            view["text"] += d["text"]
+        elif d["type"] == "thinking_delta":
+            view["reasoning"] += d["thinking"]
+        elif d["type"] == "input_json_delta":
+            calls[data["index"]]["args"] += d["partial_json"]
+    elif data["type"] == "message_delta":
+        view["stop"] = data["delta"]["stop_reason"]
+        u = data["usage"]
+        total_in = (
+            u["input_tokens"] + u["cache_read_input_tokens"] + u["cache_creation_input_tokens"]
+        )
+        view["usage"] = (total_in, u["output_tokens"])
+
+
+def _chat_view(data: Any, view: dict[str, Any], calls: dict[int, dict[str, Any]]) -> None:
+    if data == "[DONE]":
+        return
+    if data.get("usage"):
+        view["usage"] = (data["usage"]["prompt_tokens"], data["usage"]["completion_tokens"])
+    for choice in data["choices"]:
+        delta = choice["delta"]
+        view["text"] += delta.get("content") or ""
+        view["reasoning"] += delta.get("reasoning_content") or ""
+        for tc in delta.get("tool_calls") or ():
+            call = calls.setdefault(tc["index"], {"id": None, "name": None, "args": ""})
+            call["id"] = tc.get("id") or call["id"]
+            call["name"] = (tc.get("function") or {}).get("name") or call["name"]
+            call["args"] += (tc.get("function") or {}).get("arguments") or ""
+        view["stop"] = choice["finish_reason"] or view["stop"]
+
+
+def _responses_view(data: Any, view: dict[str, Any], calls: dict[int, dict[str, Any]]) -> None:
+    kind = data["type"]
+    if kind == "response.output_text.delta":
+        view["text"] += data["delta"]
+    elif kind == "response.reasoning_summary_text.delta":
+        view["reasoning"] += data["delta"]
+    elif kind == "response.output_item.added" and data["item"]["type"] == "function_call":
+        item = data["item"]
+        calls[data["output_index"]] = {"id": item["call_id"], "name": item["name"], "args": ""}
+    elif kind == "response.function_call_arguments.delta":
+        calls[data["output_index"]]["args"] += data["delta"]
+    elif kind == "response.completed":
+        u = data["response"]["usage"]
+        view["usage"] = (u["input_tokens"], u["output_tokens"])
+        has_calls = any(i["type"] == "function_call" for i in data["response"]["output"])
+        view["stop"] = "tool_calls" if has_calls else "completed"
+
+
+def _gemini_view(data: Any, view: dict[str, Any], calls: dict[int, dict[str, Any]]) -> None:
+    cand = data["candidates"][0]
+    for part in (cand.get("content") or {}).get("parts") or ():
+        if "functionCall" in part:
+            fc = part["functionCall"]
+            calls[len(calls)] = {"id": fc.get("id"), "name": fc["name"], "args": fc["args"]}
+        elif part.get("thought"):
+            view["reasoning"] += part.get("text", "")
+        else:
+            view["text"] += part.get("text", "")
+    if cand.get("finishReason"):
+        view["stop"] = cand["finishReason"]
+        u = data["usageMetadata"]
+        view["usage"] = (
+            u["promptTokenCount"],
+            u["candidatesTokenCount"] + u.get("thoughtsTokenCount", 0),
+        )
+
+
+STOP_WORD = {
+    Dialect.ANTHROPIC: "tool_use",
+    Dialect.OPENAI_CHAT: "tool_calls",
+    Dialect.OPENAI_RESPONSES: "tool_calls",
+    Dialect.GEMINI: "STOP",
+}
+
+
+# ------------------------------------------------------------------ golden files
+@pytest.mark.parametrize(("src", "dst"), PAIRS, ids=PAIR_IDS)
+def test_golden_stream_matches_the_reviewed_file(src: Dialect, dst: Dialect) -> None:
+    got = translate(src, dst, [upstream(src)])
+    path = DATA / f"{src.value}__{dst.value}.sse"
+    if os.environ.get("CCX_REGEN_GOLDEN"):
+        path.write_bytes(got)
+    assert got == path.read_bytes()
+
+
+@pytest.mark.parametrize(("src", "dst"), PAIRS, ids=PAIR_IDS)
+def test_every_client_sees_the_same_answer(src: Dialect, dst: Dialect) -> None:
+    view = client_view(dst, translate(src, dst, [upstream(src)]))
+    assert view["text"] == "I'll check both cities ☀️."
+    assert view["reasoning"] == "The user wants the weather for two cities."
+    ids = [c[0] for c in view["calls"]]
+    assert [c[1:] for c in view["calls"]] == [
+        ("get_weather", {"city": "Paris"}),
+        ("get_weather", {"city": "São Paulo"}),
+    ]
+    assert len(set(ids)) == 2 and all(ids), "tool ids are kept or synthesised, never empty"
+    assert view["stop"] == STOP_WORD[dst]
+    assert view["usage"] == (135, 87)
+
+
+def test_tool_ids_survive_from_upstreams_that_have_them() -> None:
+    view = client_view(
+        Dialect.GEMINI, translate(Dialect.ANTHROPIC, Dialect.GEMINI, [upstream(Dialect.ANTHROPIC)])
+    )
+    assert [c[0] for c in view["calls"]] == [
+        "toolu_01A09q90qw90lq917835lq9",
+        "toolu_01B7xv2pqYz6rT",
+    ]
+    view = client_view(
+        Dialect.ANTHROPIC, translate(Dialect.GEMINI, Dialect.ANTHROPIC, [upstream(Dialect.GEMINI)])
+    )
+    assert [c[0] for c in view["calls"]] == ["call_0", "call_1"]  # Gemini gave none
+
+
+def test_thinking_signatures_reach_clients_that_can_carry_them() -> None:
+    anthropic_to_gemini = payloads(
+        translate(Dialect.ANTHROPIC, Dialect.GEMINI, [upstream(Dialect.ANTHROPIC)])
+    )
+    sigs = [
+        p.get("thoughtSignature")
+        for _, d in anthropic_to_gemini
+        for p in (d["candidates"][0].get("content") or {}).get("parts", ())
+    ]
+    assert "EqQBCkYIARgCIkDsig+/Zw==" in sigs
+    gemini_to_anthropic = payloads(
+        translate(Dialect.GEMINI, Dialect.ANTHROPIC, [upstream(Dialect.GEMINI)])
+    )
+    deltas = [d["delta"] for _, d in gemini_to_anthropic if d["type"] == "content_block_delta"]
+    assert {"type": "signature_delta", "signature": "CpwBAdHtim9+/sig"} in deltas
+
+
+# ------------------------------------------------------------------ client grammars
+def _adapters() -> dict[Dialect, pydantic.TypeAdapter[Any]]:
+    from anthropic.types import RawMessageStreamEvent
+    from google.genai import types as gtypes
+    from openai.types.chat import ChatCompletionChunk
+    from openai.types.responses import ResponseStreamEvent
+
+    return {
+        Dialect.ANTHROPIC: pydantic.TypeAdapter(RawMessageStreamEvent),
+        Dialect.OPENAI_CHAT: pydantic.TypeAdapter(ChatCompletionChunk),
+        Dialect.OPENAI_RESPONSES: pydantic.TypeAdapter(ResponseStreamEvent),
+        Dialect.GEMINI: pydantic.TypeAdapter(gtypes.GenerateContentResponse),
+    }
+
+
+ADAPTERS = _adapters()
+
+
+def assert_client_grammar(dst: Dialect, raw: bytes) -> None:
+    """Every event parses with core.sse, its JSON is valid and matches the official SDK type."""
+    evs = events(raw)
+    assert evs
+    for i, ev in enumerate(evs):
+        if ev.data == "[DONE]":
+            assert dst is Dialect.OPENAI_CHAT and i == len(evs) - 1
+            continue
+        data = json.loads(ev.data)
+        if "error" in data and dst in (Dialect.OPENAI_CHAT, Dialect.GEMINI, Dialect.ANTHROPIC):
+            assert data["error"]["message"], "an error event the SDKs raise on"
+            assert dst is not Dialect.ANTHROPIC or ev.event == data["type"] == "error"
+            continue
+        if dst is Dialect.ANTHROPIC:
+            assert ev.event == data["type"], "Anthropic events carry an event: line"
+        if dst is Dialect.OPENAI_RESPONSES:
+            assert ev.event == data["type"]
+            assert data["sequence_number"] == i, "sequence numbers count from 0 with no gaps"
+        ADAPTERS[dst].validate_python(data)
+
+
+@pytest.mark.parametrize(("src", "dst"), PAIRS, ids=PAIR_IDS)
+def test_client_streams_follow_the_official_grammar(src: Dialect, dst: Dialect) -> None:
+    raw = translate(src, dst, [upstream(src)])
+    assert_client_grammar(dst, raw)
+    names = [e.event or json.loads(e.data).get("type") for e in events(raw) if e.data != "[DONE]"]
+    if dst is Dialect.ANTHROPIC:
+        assert names[0] == "message_start" and names[-2:] == ["message_delta", "message_stop"]
+    if dst is Dialect.OPENAI_RESPONSES:
+        assert names[:2] == ["response.created", "response.in_progress"]
+        assert names[-1] == "response.completed"
+
+
+def test_openai_chat_clients_get_usage_only_when_they_asked() -> None:
+    src = Dialect.ANTHROPIC
+    with_usage = payloads(translate(src, Dialect.OPENAI_CHAT, [upstream(src)]))
+    without = payloads(translate(src, Dialect.OPENAI_CHAT, [upstream(src)], include_usage=False))
+    assert with_usage[-2][1]["choices"] == [] and with_usage[-2][1]["usage"]["prompt_tokens"] == 135
+    assert all(d == "[DONE]" or "usage" not in d for _, d in without)
+    assert without[-1][1] == "[DONE]"
+
+
+def test_usage_is_reported_for_logs() -> None:
+    t = translator(Dialect.ANTHROPIC, Dialect.OPENAI_CHAT, "m")
+    t.feed(upstream(Dialect.ANTHROPIC))
+    assert (t.usage.input_tokens, t.usage.output_tokens) == (135, 87)
+    assert (t.usage.cache_read_tokens, t.usage.cache_write_tokens) == (100, 10)
+
+
+# ------------------------------------------------------------------ splits
+@settings(max_examples=60, deadline=None)
+@given(
+    pair=st.sampled_from(PAIRS),
+    cuts=st.lists(st.integers(min_value=0, max_value=8000), max_size=40),
+)
+def test_random_byte_splits_give_the_same_client_events(
+    pair: tuple[Dialect, Dialect], cuts: list[int]
+) -> None:
+    src, dst = pair
+    raw = upstream(src)
+    points = sorted({c % (len(raw) + 1) for c in cuts})
+    chunks = [raw[a:b] for a, b in zip([0, *points], [*points, len(raw)], strict=True)]
+    assert payloads(translate(src, dst, chunks)) == payloads(translate(src, dst, [raw]))
+
+
+# ------------------------------------------------------------------ failures
+CLEAN_END = {
+    Dialect.ANTHROPIC: b"message_stop",
+    Dialect.OPENAI_CHAT: b"[DONE]",
+    Dialect.OPENAI_RESPONSES: b"response.completed",
+    Dialect.GEMINI: b"finishReason",
+}
+
+
+def assert_ends_in_error(dst: Dialect, raw: bytes) -> Any:
+    assert CLEAN_END[dst] not in raw, "a broken stream must never look finished"
+    assert_client_grammar(dst, raw)
+    last = events(raw)[-1]
+    data = json.loads(last.data)
+    if dst is Dialect.ANTHROPIC:
+        assert last.event == "error" and data["type"] == "error"
+        return data["error"]["type"]
+    if dst is Dialect.OPENAI_RESPONSES:
+        assert last.event == "response.failed" and events(raw)[-2].event == "error"
+        return json.loads(events(raw)[-2].data)["code"]
+    if dst is Dialect.OPENAI_CHAT:
+        return data["error"]["type"]
+    return data["error"]["status"]
+
+
+@pytest.mark.parametrize(("src", "dst"), PAIRS, ids=PAIR_IDS)
+def test_a_stream_that_ends_early_gives_the_client_error_event(src: Dialect, dst: Dialect) -> None:
+    raw = upstream(src)
+    t = StreamTranslator(src=src, dst=dst, client_model="m", created=CREATED)
+    out = t.feed(raw[: len(raw) * 2 // 3]) + t.close()
+    assert t.started_content
+    assert t.error is not None and t.error.kind == "upstream"
+    assert "ended early" in t.error.message
+    assert_ends_in_error(dst, out)
+    assert t.feed(raw[len(raw) * 2 // 3 :]) == b"" and t.close() == b"", "spent after an error"
+
+
+OVERLOADED = (
+    b'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_1","type":"message",'
+    b'"role":"assistant","model":"claude","content":[],"stop_reason":null,"stop_sequence":null,'
+    b'"usage":{"input_tokens":12,"output_tokens":1}}}\n\n'
+    b'event: ping\ndata: {"type": "ping"}\n\n'
+    b'event: error\ndata: {"type":"error",'
+    b'"error":{"type":"overloaded_error","message":"Overloaded"}}\n\n'
+)
+OVERLOADED_NAME = {
+    Dialect.OPENAI_CHAT: "server_error",
+    Dialect.OPENAI_RESPONSES: "server_is_overloaded",
+    Dialect.GEMINI: "UNAVAILABLE",
+}
+
+
+@pytest.mark.parametrize("dst", [d for d in Dialect if d is not Dialect.ANTHROPIC])
+def test_overloaded_before_content_lets_the_proxy_fail_over(dst: Dialect) -> None:
+    t = translator(Dialect.ANTHROPIC, dst, "m")
+    out = t.feed(OVERLOADED)
+    assert t.error is not None and t.error.kind == "overloaded"
+    assert t.error.message == "Overloaded"
+    assert not t.started_content, "nothing reached the client yet: the proxy may fail over"
+    assert assert_ends_in_error(dst, out) == OVERLOADED_NAME[dst]
+    assert t.close() == b""
+
+
+@pytest.mark.parametrize("src", [d for d in Dialect if d is not Dialect.ANTHROPIC])
+def test_upstream_error_events_of_each_dialect_are_recognised(src: Dialect) -> None:
+    body = {
+        Dialect.OPENAI_CHAT: b'data: {"error":{"message":"slow down","type":"requests",'
+        b'"code":"rate_limit_exceeded"}}\n\n',
+        Dialect.OPENAI_RESPONSES: b'event: error\ndata: {"type":"error",'
+        b'"code":"rate_limit_exceeded",'
+        b'"message":"slow down","param":null,"sequence_number":0}\n\n',
+        Dialect.GEMINI: b'data: {"error":{"code":429,"message":"slow down",'
+        b'"status":"RESOURCE_EXHAUSTED"}}\n\n',
+    }[src]
+    t = translator(src, Dialect.ANTHROPIC, "m")
+    out = t.feed(body)
+    assert t.error is not None and (t.error.kind, t.error.message) == ("rate_limited", "slow down")
+    assert assert_ends_in_error(Dialect.ANTHROPIC, out) == "rate_limit_error"
+
+
+@pytest.mark.parametrize("dst", list(Dialect))
+def test_a_proxy_side_failure_mid_stream_ends_with_the_client_error(dst: Dialect) -> None:
+    src = Dialect.OPENAI_CHAT if dst is Dialect.ANTHROPIC else Dialect.ANTHROPIC
+    raw = upstream(src)
+    t = StreamTranslator(src=src, dst=dst, client_model="m", created=CREATED)
+    out = t.feed(raw[: len(raw) // 2])
+    out += t.fail("upstream_timeout", "upstream idle for 60 s")
+    assert t.error is None, "a proxy-side failure is not an upstream error event"
+    assert assert_ends_in_error(dst, out)
+    assert t.feed(raw[len(raw) // 2 :]) == b"" and t.close() == b"" and t.fail("x", "y") == b""
+
+
+def test_a_finished_stream_is_not_failed_afterwards() -> None:
+    t = translator(Dialect.GEMINI, Dialect.ANTHROPIC, "m")
+    out = t.feed(upstream(Dialect.GEMINI)) + t.close()
+    assert out.endswith(b'data: {"type":"message_stop"}\n\n')
+    assert t.fail("upstream", "late") == b"" and t.error is None
+
+
+def test_openai_chat_without_done_after_finish_reason_still_ends_cleanly() -> None:
+    raw = upstream(Dialect.OPENAI_CHAT)
+    cut = raw.rindex(b"data: [DONE]")
+    out = translate(Dialect.OPENAI_CHAT, Dialect.ANTHROPIC, [raw[:cut]])
+    assert out.endswith(b'event: message_stop\ndata: {"type":"message_stop"}\n\n')
