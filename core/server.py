@@ -463,7 +463,7 @@ class _Connection:
             if body and not _has_no_body(response.status, head_only):
                 data += conn.send(h11.Data(data=body))
             conn.send(h11.EndOfMessage())  # b"" with Content-Length framing
-        except h11.LocalProtocolError:
+        except Exception:  # h11.LocalProtocolError, a str body, ...: nothing was sent yet
             log.exception("handler returned an invalid response for %s", self.client)
             await self._send_internal_error(head_only)
             return False
@@ -476,7 +476,7 @@ class _Connection:
         try:
             headers = _response_headers(response, stream=True, close=self.server.draining)
             head = conn.send(h11.Response(status_code=response.status, headers=headers))
-        except h11.LocalProtocolError:
+        except Exception:  # h11.LocalProtocolError, a str body, ...: nothing was sent yet
             log.exception("handler returned an invalid response for %s", self.client)
             await self._send_internal_error(head_only)
             return False

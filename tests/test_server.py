@@ -438,6 +438,16 @@ async def test_handler_exception_gives_500_and_the_server_lives_on(
         assert (await good.get("/")).content == b"fine"
 
 
+async def test_invalid_response_from_the_handler_gives_500(nursery: trio.Nursery) -> None:
+    async def handler(request: Request) -> Response:
+        return Response(status=200, headers=[(b"x-bad", b"line\r\nbreak")], body=b"x")
+
+    info = await start(nursery, handler)
+    client = await RawClient.connect(info)
+    await client.send(get())
+    assert (await client.read_response())[0] == 500  # never a header-injected response
+
+
 async def test_client_disconnect_cancels_the_running_handler(nursery: trio.Nursery) -> None:
     entered = trio.Event()
     cancelled = trio.Event()
