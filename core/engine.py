@@ -15,7 +15,9 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 
 import trio
 
@@ -44,6 +46,8 @@ class Engine:
         self.client = UpstreamClient()
         self.proxy = Proxy(self)
         self.info: ServerInfo | None = None
+        # Called after each config change or rejected edit (the tray and tests listen here).
+        self.on_config_change: list[Callable[[], None]] = []
 
     def snapshot(self) -> Snapshot:
         return take_snapshot(
@@ -55,11 +59,23 @@ class Engine:
         self.runtime = Runtime.build(config, self.runtime, trio.current_time())
         self.config_error = None
         self.runtime.add_event(time.time(), "config_reloaded", None, f"loaded {config.source}")
+        log.info("config reloaded from %s", config.source)
+        self._changed()
 
     def reject_config(self, error: ConfigError) -> None:
         """A bad edit: keep the old config running and say what is wrong."""
         self.config_error = str(error)
         self.runtime.add_event(time.time(), "config_error", None, str(error))
+        log.warning("config not reloaded, the previous one keeps running: %s", error)
+        self._changed()
+
+    def _changed(self) -> None:
+        for callback in self.on_config_change:
+            callback()
+
+    def note(self, message: str) -> None:
+        self.runtime.add_event(time.time(), "config_error", None, message)
+        log.warning("%s", message)
 
     async def handle(self, request: Request) -> Response:
         response = await self.proxy.handle_api(request)
@@ -112,10 +128,13 @@ def access_log_for(config: Config) -> AccessLog:
     )
 
 
-async def _run_until_signal(config: Config) -> None:
+async def _run_until_signal(config: Config, config_path: str) -> None:
+    from core.reload import watch_config
+
     engine = Engine(config, access_log=access_log_for(config))
     async with trio.open_nursery() as nursery:
         info = await nursery.start(engine.run)
+        await nursery.start(watch_config, engine, Path(config_path))
         print(f"ccx-tray listening on {info.url}", file=sys.stderr, flush=True)
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for _ in signals:
@@ -126,14 +145,14 @@ async def _run_until_signal(config: Config) -> None:
 
 def run_headless(config_path: str) -> int:
     """Run the proxy without a tray until SIGINT/SIGTERM. Returns the exit code."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         config = load_config(config_path)
     except ConfigError as exc:
         print(f"ccx-tray: {exc}", file=sys.stderr)
         return 1
     try:
-        trio.run(_run_until_signal, config)
+        trio.run(_run_until_signal, config, config_path)
     except OSError as exc:
         print(f"ccx-tray: cannot listen: {exc}", file=sys.stderr)
         return 1
