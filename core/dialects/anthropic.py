@@ -172,6 +172,7 @@ class AnthropicSpec:
 
     def stream_scanner(self) -> TailScanner:
         return TailScanner(
+            trigger=b"message_stop",
             end_markers=(
                 b"\nevent: message_stop",
                 b'"type":"message_stop"',

@@ -295,20 +295,34 @@ class TailScanner:
     """A cheap StreamScanner: keeps the head and a bounded tail, watches for end markers.
 
     `feed` appends the chunk and, until an end marker is seen, searches the chunk (and
-    the seam with the previous chunk) for the markers. Markers are chosen so that they
-    cannot occur inside JSON string values (a raw newline before `event:`/`data:`, or an
-    unescaped `"key":"value"` pair). `result` hands head and tail to `parse_usage`.
+    the seam with the previous chunk) for one short `trigger` that every marker contains;
+    only on a hit are the markers checked. Markers are chosen so that they cannot occur
+    inside JSON string values (a raw newline before `event:`/`data:`, or an unescaped
+    `"key":"value"` pair). `result` hands head and tail to `parse_usage`.
     """
 
-    __slots__ = ("_carry", "_chunks", "_ended", "_head", "_markers", "_parse", "_seam", "_size")
+    __slots__ = (
+        "_carry",
+        "_chunks",
+        "_ended",
+        "_head",
+        "_markers",
+        "_parse",
+        "_seam",
+        "_size",
+        "_trigger",
+    )
 
     def __init__(
         self,
         *,
+        trigger: bytes,
         end_markers: tuple[bytes, ...],
         parse_usage: Callable[[bytes, bytes], Usage],
         keep_head: bool = False,
     ) -> None:
+        assert all(trigger in m for m in end_markers), "every marker must contain the trigger"
+        self._trigger = trigger
         self._markers = end_markers
         self._parse = parse_usage
         self._seam = max(len(m) for m in end_markers) - 1
@@ -332,11 +346,9 @@ class TailScanner:
             self._size = len(joined)
         if not self._ended:
             seam = self._carry + chunk[: self._seam]
-            for marker in self._markers:
-                if marker in chunk or marker in seam:
-                    self._ended = True
-                    break
-            self._carry = (self._carry + chunk)[-self._seam :]
+            if self._trigger in chunk or self._trigger in seam:
+                self._ended = any(m in chunk or m in seam for m in self._markers)
+            self._carry = (self._carry + chunk[-self._seam :])[-self._seam :]
 
     def result(self) -> tuple[Usage, bool]:
         tail = b"".join(self._chunks)[-TAIL_CAP:]

@@ -217,7 +217,9 @@ class GeminiSpec:
 
     def stream_scanner(self) -> TailScanner:
         # every chunk of a finished answer's last event carries finishReason
-        return TailScanner(end_markers=(b'"finishReason"',), parse_usage=_stream_usage)
+        return TailScanner(
+            trigger=b'"finishReason"', end_markers=(b'"finishReason"',), parse_usage=_stream_usage
+        )
 
     def estimate_input_tokens(self, body: dict[str, Any]) -> int:
         return estimate_tokens(body)
@@ -235,6 +237,10 @@ class GeminiSpec:
 
 
 GEMINI = GeminiSpec()
+
+
+# The response content-type for the JSON-array stream form (the upstream's is SSE's).
+JSON_ARRAY_CONTENT_TYPE = b"application/json; charset=UTF-8"
 
 
 class JsonArrayFramer:

@@ -185,7 +185,9 @@ class OpenAIChatSpec:
 
     def stream_scanner(self) -> TailScanner:
         return TailScanner(
-            end_markers=(b"\ndata: [DONE]", b"\ndata:[DONE]"), parse_usage=_stream_usage
+            trigger=b"[DONE]",
+            end_markers=(b"\ndata: [DONE]", b"\ndata:[DONE]"),
+            parse_usage=_stream_usage,
         )
 
     def estimate_input_tokens(self, body: dict[str, Any]) -> int:

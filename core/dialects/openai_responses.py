@@ -154,6 +154,7 @@ class OpenAIResponsesSpec:
 
     def stream_scanner(self) -> TailScanner:
         return TailScanner(
+            trigger=b"complete",
             end_markers=(
                 b"\nevent: response.completed",
                 b"\nevent: response.incomplete",
