@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.headless:
         # The tray app arrives in a later issue; until then the default is headless too.
         print("ccx-tray: the tray is not available yet; running headless", file=sys.stderr)
+    if not config_path.exists() and not args.config and not os.environ.get(paths.CONFIG_ENV):
+        # First run with the default path: start from the commented template, as a desktop
+        # app would, rather than refusing. An explicit --config that is missing is an error.
+        if init(config_path, force=False, out=sys.stderr, err=sys.stderr) != 0:
+            return 1
     return run_headless(config_path)
 
 

@@ -180,3 +180,19 @@ def test_resource_path_prefers_the_pyinstaller_bundle(
     assert paths.resource_path("config.example.yaml").name == "config.example.yaml"
     with pytest.raises(FileNotFoundError):
         paths.resource_path("no-such-asset.png")
+
+
+def test_first_run_on_the_default_path_writes_the_template_and_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    default = tmp_path / "conf" / "config.yaml"
+    monkeypatch.delenv("CCX_TRAY_CONFIG", raising=False)
+    monkeypatch.setattr(paths, "default_config_path", lambda env=None: default)
+    calls: list[str] = []
+    fake = types.ModuleType("core.engine")
+    fake.run_headless = lambda config_path: calls.append(config_path) or 0  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "core.engine", fake)
+    assert main(["--headless"]) == 0
+    assert calls == [str(default)]
+    assert default.read_text().startswith("# ccx-tray configuration")
+    assert f"wrote {default}" in capsys.readouterr().err
