@@ -27,6 +27,7 @@ from core.dialects.base import (
     TailScanner,
     Usage,
     as_int,
+    dig,
     dumps,
     estimate_tokens,
     find_json_object,
@@ -125,14 +126,9 @@ def _has_content(obj: dict[str, Any]) -> bool:
     candidates = obj.get("candidates")
     if isinstance(candidates, list):
         for cand in candidates:
-            if not isinstance(cand, dict):
-                continue
-            parts = (
-                cand.get("content", {}).get("parts")
-                if isinstance(cand.get("content"), dict)
-                else None
-            )
-            if parts or cand.get("finishReason"):
+            if isinstance(cand, dict) and (
+                dig(cand, "content", "parts") or cand.get("finishReason")
+            ):
                 return True
     # a prompt refused by a safety filter: no candidates, promptFeedback.blockReason; it is
     # the model's answer (another upstream would refuse too), so it is content, not error
