@@ -154,7 +154,9 @@ def _responses_usage(out: int) -> dict[str, Any]:
 
 def _responses_item(text: str | None) -> dict[str, Any]:
     done = text is not None
-    content = [{"type": "output_text", "text": text, "annotations": []}] if done else []
+    content: list[dict[str, Any]] = []
+    if done:
+        content.append({"type": "output_text", "text": text, "annotations": []})
     return {
         "id": "msg_BenchFakeUpstream0001",
         "type": "message",
@@ -344,6 +346,7 @@ def error_body(kind: Kind, status: int) -> bytes:
 def error_event(kind: Kind) -> bytes:
     """The in-stream error each dialect sends when it fails after the first event."""
     message = "Overloaded (fake upstream, mid-stream)"
+    err: dict[str, Any]
     if kind is Kind.ANTHROPIC:
         err = {"type": "error", "error": {"type": "overloaded_error", "message": message}}
         return _sse(err, "error")

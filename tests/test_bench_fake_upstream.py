@@ -58,13 +58,13 @@ async def test_each_dialect_answers_json_with_text_and_usage(kind: Kind) -> None
     assert response.status_code == 200
     body = response.json()
     assert int(response.headers["content-length"]) == len(response.content)
-    usage_out = {
-        Kind.ANTHROPIC: lambda b: b["usage"]["output_tokens"],
-        Kind.OPENAI_CHAT: lambda b: b["usage"]["completion_tokens"],
-        Kind.OPENAI_RESPONSES: lambda b: b["usage"]["output_tokens"],
-        Kind.GEMINI: lambda b: b["usageMetadata"]["candidatesTokenCount"],
+    usage_path = {
+        Kind.ANTHROPIC: ("usage", "output_tokens"),
+        Kind.OPENAI_CHAT: ("usage", "completion_tokens"),
+        Kind.OPENAI_RESPONSES: ("usage", "output_tokens"),
+        Kind.GEMINI: ("usageMetadata", "candidatesTokenCount"),
     }[kind]
-    assert usage_out(body) == 7
+    assert body[usage_path[0]][usage_path[1]] == 7
     assert counters.requests == 1
 
 
