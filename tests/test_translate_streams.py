@@ -396,3 +396,47 @@ def test_openai_chat_without_done_after_finish_reason_still_ends_cleanly() -> No
     cut = raw.rindex(b"data: [DONE]")
     out = translate(Dialect.OPENAI_CHAT, Dialect.ANTHROPIC, [raw[:cut]])
     assert out.endswith(b'event: message_stop\ndata: {"type":"message_stop"}\n\n')
+
+
+def _anthropic_text_stream(stop_reason: str) -> bytes:
+    raw = upstream(Dialect.ANTHROPIC).decode()
+    head = raw[: raw.index("event: content_block_start")]
+    text = (
+        'event: content_block_start\ndata: {"type":"content_block_start","index":0,'
+        '"content_block":{"type":"text","text":""}}\n\n'
+        'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+        '"delta":{"type":"text_delta","text":"Once upon a"}}\n\n'
+        'event: content_block_stop\ndata: {"type":"content_block_stop","index":0}\n\n'
+        'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":'
+        f'"{stop_reason}","stop_sequence":null}},"usage":{{"output_tokens":3}}}}\n\n'
+        'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+    )
+    return (head + text).encode()
+
+
+@pytest.mark.parametrize(
+    ("stop_reason", "expected"),
+    [
+        (
+            "end_turn",
+            {"openai": "stop", "openai-responses": "response.completed", "gemini": "STOP"},
+        ),
+        (
+            "max_tokens",
+            {"openai": "length", "openai-responses": "response.incomplete", "gemini": "MAX_TOKENS"},
+        ),
+    ],
+)
+def test_stop_reasons_map_to_each_client(stop_reason: str, expected: dict[str, str]) -> None:
+    raw = _anthropic_text_stream(stop_reason)
+    for dst in (Dialect.OPENAI_CHAT, Dialect.OPENAI_RESPONSES, Dialect.GEMINI):
+        out = translate(Dialect.ANTHROPIC, dst, [raw])
+        assert_client_grammar(dst, out)
+        last = [d for _, d in payloads(out) if d != "[DONE]"]
+        if dst is Dialect.OPENAI_CHAT:
+            got = last[-2]["choices"][0]["finish_reason"]
+        elif dst is Dialect.OPENAI_RESPONSES:
+            got = last[-1]["type"]
+        else:
+            got = last[-1]["candidates"][0]["finishReason"]
+        assert got == expected[dst.value], dst

@@ -79,6 +79,9 @@ _ERROR_OUT: dict[str, str] = {
 }
 
 
+_str = json.encoder.encode_basestring  # a JSON string literal (C-accelerated)
+
+
 def _dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
@@ -257,7 +260,16 @@ class Encoder:
             return b""
         match event:
             case TextDelta(index=i, text=t):
-                return self._delta(i, {"type": "text_delta", "text": t}) if t else b""
+                if not t:
+                    return b""
+                client = self._open.get(i)
+                if client is None:
+                    return self._delta(i, {"type": "text_delta", "text": t})
+                # The hot path: a string template instead of a dict dump.
+                return (
+                    'event: content_block_delta\ndata: {"type":"content_block_delta",'
+                    f'"index":{client},"delta":{{"type":"text_delta","text":{_str(t)}}}}}\n\n'
+                ).encode()
             case ToolArgsDelta(index=i, partial_json=p):
                 return self._delta(i, {"type": "input_json_delta", "partial_json": p})
             case ReasoningDelta():

@@ -79,6 +79,9 @@ _ERROR_IN: dict[str, str] = {
 }
 
 
+_str = json.encoder.encode_basestring  # a JSON string literal (C-accelerated)
+
+
 def _dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
@@ -254,14 +257,14 @@ class Encoder:
             return b""
         match event:
             case TextDelta(text=t):
-                return self._chunk({"content": t}) if t else b""
+                return self._fast("content", t) if t else b""
             case ToolArgsDelta(index=i, partial_json=p):
                 slot = self._tool_slots.get(i)
                 if slot is None or not p:
                     return b""
                 return self._chunk({"tool_calls": [{"index": slot, "function": {"arguments": p}}]})
             case ReasoningDelta(text=t):
-                return self._chunk({"reasoning_content": t}) if t else b""
+                return self._fast("reasoning_content", t) if t else b""
             case BlockStart(kind="tool_call"):
                 return self._tool_start(event)
             case Start():
@@ -282,6 +285,13 @@ class Encoder:
         head["model"] = self._model
         self._head = _dumps(head)[:-1] + ","
         return self._chunk({"role": "assistant", "content": ""})
+
+    def _fast(self, field: str, text: str) -> bytes:
+        """The hot path (one text delta): a string template instead of a dict dump."""
+        return (
+            f'data: {self._head}"choices":[{{"index":0,"delta":{{"{field}":{_str(text)}}},'
+            '"logprobs":null,"finish_reason":null}]}\n\n'
+        ).encode()
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
