@@ -54,4 +54,3 @@ async def handle_admin(engine: Engine, request: Request) -> Response | None:
         body = SPECS[dialect].models_body(configured_models(engine))
         return Response(status=200, headers=[JSON], body=body)
     return None
-

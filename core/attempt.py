@@ -20,9 +20,9 @@ import trio
 
 from core.config import UpstreamConfig
 from core.dialects.base import Usage
-from core.errors import UpstreamError, UpstreamTimeout
+from core.errors import TimeoutPhase, UpstreamError, UpstreamTimeout
 from core.failover import Outcome, OutcomeKind, classify_error, classify_status, stream_failure
-from core.http import Headers, Response
+from core.http import Headers
 from core.pipes import StreamPipe
 from core.upstream import UpstreamClient, UpstreamResponse
 
@@ -199,10 +199,10 @@ class RelayStream:
             raise StopAsyncIteration
         deadline = min(trio.current_time() + self._idle, self._total_deadline)
         try:
-            with trio.CancelScope(deadline=deadline) as scope:
+            with trio.CancelScope(deadline=deadline):
                 chunk: bytes = await self._chunks.__anext__()  # type: ignore[attr-defined]
                 return self._pipe.feed(chunk)
-            phase = "idle" if trio.current_time() < self._total_deadline else "total"
+            phase: TimeoutPhase = "idle" if trio.current_time() < self._total_deadline else "total"
             raise UpstreamTimeout(f"upstream stream stalled ({phase} timeout)", phase=phase)
         except StopAsyncIteration:
             tail = self._pipe.close()

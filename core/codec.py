@@ -32,7 +32,7 @@ def _merge_query(path: str, client_query: str) -> str:
     """Append the client's query to the upstream path; the path's own params win."""
     if not client_query:
         return path
-    base, _, own = path.partition("?")
+    own = path.partition("?")[2]
     taken = {k for k, _ in parse_qsl(own, keep_blank_values=True)}
     extra = "&".join(
         part for part in client_query.split("&") if part and part.split("=", 1)[0] not in taken
@@ -73,8 +73,10 @@ class Plan:
 
     def client_headers(self, headers: Headers) -> Headers:
         """Response headers for the client (the JSON-array stream form is not SSE)."""
-        if self.inbound.dialect is Dialect.GEMINI and self.inbound.stream and not (
-            self.inbound.gemini_sse
+        if (
+            self.inbound.dialect is Dialect.GEMINI
+            and self.inbound.stream
+            and not (self.inbound.gemini_sse)
         ):
             kept = [(k, v) for k, v in headers if k != b"content-type"]
             return [*kept, (b"content-type", b"application/json")]

@@ -42,9 +42,8 @@ class Metrics:
             "# TYPE ccx_requests_total counter",
         ]
         for (dialect, upstream, status), n in sorted(self.requests.items()):
-            out.append(
-                f"ccx_requests_total{_labels(dialect=dialect, upstream=upstream, status=status)} {n}"
-            )
+            labels = _labels(dialect=dialect, upstream=upstream, status=status)
+            out.append(f"ccx_requests_total{labels} {n}")
         out += self._latency_lines()
         out += [
             "# HELP ccx_failovers_total Attempts that moved on to another candidate.",

@@ -19,9 +19,12 @@ from core.sse import SSEParser
 
 
 class StreamPipe(Protocol):
-    content_started: bool
-    completed: bool
-    error_reason: str | None
+    @property
+    def content_started(self) -> bool: ...  # a content event was fed: commit the stream
+    @property
+    def completed(self) -> bool: ...  # the dialect's end marker was seen
+    @property
+    def error_reason(self) -> str | None: ...  # an error event came before any content
 
     def feed(self, chunk: bytes) -> bytes: ...
     def close(self) -> bytes: ...

@@ -39,8 +39,10 @@ def reload_once(engine: Engine, path: Path) -> bool:
     old_listen = engine.runtime.config.listen
     engine.apply_config(config)
     if config.listen != old_listen:
-        engine.note(f"listen changed to {config.listen.host}:{config.listen.port}: "
-                    "restart ccx-tray to use it")
+        engine.note(
+            f"listen changed to {config.listen.host}:{config.listen.port}: "
+            "restart ccx-tray to use it"
+        )
     return True
 
 
@@ -54,7 +56,7 @@ async def watch_config(
     path = path.resolve()
     stop = trio.Event()
     try:
-        watcher = awatch(path.parent, stop_event=stop, step=step_ms, debounce=200)  # type: ignore[arg-type]
+        watcher = awatch(path.parent, stop_event=stop, step=step_ms, debounce=200)
         task_status.started()
         async for changes in watcher:
             if any(Path(changed).name == path.name for _, changed in changes):

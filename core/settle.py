@@ -52,7 +52,9 @@ def settle(
         if isinstance(key, KeyState):
             key.cooldown.extend_to(now + KEY_REJECT_COOLDOWN)
             runtime.add_event(
-                wall, "key_cooldown", state.name,
+                wall,
+                "key_cooldown",
+                state.name,
                 f"key {key.secret.masked} rejected ({outcome.status}); resting "
                 f"{KEY_REJECT_COOLDOWN:.0f}s",
             )
@@ -65,7 +67,9 @@ def settle(
         if outcome.retry_after is not None and outcome.retry_after > 0:
             state.cooldown.extend_to(now + outcome.retry_after)
             runtime.add_event(
-                wall, "cooldown", state.name,
+                wall,
+                "cooldown",
+                state.name,
                 f"cooling down {outcome.retry_after:.1f}s ({outcome.reason})",
             )
     if transition is not None:

@@ -30,7 +30,8 @@ async def test_headless_serves_logs_and_stops_on_sigterm(
     nursery: trio.Nursery, tmp_path: Path
 ) -> None:
     fake = await start_fake(
-        nursery, FakeUpstream(json_reply({"id": "m", "usage": {"input_tokens": 2, "output_tokens": 5}}))
+        nursery,
+        FakeUpstream(json_reply({"id": "m", "usage": {"input_tokens": 2, "output_tokens": 5}})),
     )
     log_file = tmp_path / "logs" / "requests.jsonl"
     config = tmp_path / "config.yaml"
@@ -46,7 +47,9 @@ upstreams:
     env = {**os.environ, "TEST_UPSTREAM_KEY": "sk-test-headless-key-9876"}
     proc = await trio.lowlevel.open_process(
         [sys.executable, "-m", "ccx_tray", "--headless", "--config", str(config)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
     )
     try:
         assert proc.stderr is not None and proc.stdout is not None
@@ -81,7 +84,9 @@ async def test_headless_with_a_bad_config_exits_1_naming_the_line(tmp_path: Path
     config.write_text("upstreams:\n  - name: a\n    provider: antropic\n")
     result = await trio.run_process(
         [sys.executable, "-m", "ccx_tray", "--headless", "--config", str(config)],
-        capture_stdout=True, capture_stderr=True, check=False,
+        capture_stdout=True,
+        capture_stderr=True,
+        check=False,
     )
     assert result.returncode == 1
     err = result.stderr.decode()

@@ -11,6 +11,17 @@ PURE = [
     "core/ratelimit.py",
     "core/failover.py",
     "core/sse.py",
+    "core/headers.py",
+    "core/pipes.py",
+    "core/settle.py",
+    "core/state.py",
+    "core/snapshot.py",
+    "core/dialects/base.py",
+    "core/dialects/anthropic.py",
+    "core/dialects/openai_chat.py",
+    "core/dialects/openai_responses.py",
+    "core/dialects/gemini.py",
+    "core/dialects/registry.py",
 ]
 IO_LIBS = {"trio", "httpx", "httpcore", "pystray", "PIL", "watchfiles", "anyio"}
 GUI_LIBS = {"pystray", "PIL", "tkinter", "gi"}

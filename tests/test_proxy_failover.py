@@ -13,7 +13,9 @@ from tests.conftest import running_proxy
 from tests.fakes import FakeUpstream, Reply, json_reply, make_config, sse_reply, start_fake
 
 MSG = {"model": "claude-x", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
-OK = json_reply({"id": "msg_ok", "type": "message", "usage": {"input_tokens": 1, "output_tokens": 1}})
+OK = json_reply(
+    {"id": "msg_ok", "type": "message", "usage": {"input_tokens": 1, "output_tokens": 1}}
+)
 
 
 def two_upstreams(a: str, b: str, routing: str = "strategy: priority", extra_a: str = "") -> str:
@@ -68,7 +70,9 @@ async def test_other_4xx_goes_back_to_the_client_unchanged(nursery: trio.Nursery
     body = b'{"type":"error","error":{"type":"invalid_request_error","message":"max_tokens: bad"}}'
     a = await start_fake(
         nursery,
-        FakeUpstream(Reply(status=400, headers=[(b"content-type", b"application/json")], body=body)),
+        FakeUpstream(
+            Reply(status=400, headers=[(b"content-type", b"application/json")], body=body)
+        ),
     )
     b = await start_fake(nursery, FakeUpstream(OK))
     async with running_proxy(make_config(two_upstreams(a.url, b.url))) as (engine, client):
@@ -202,15 +206,19 @@ routing:
 
 
 async def test_stream_error_event_before_content_fails_over(nursery: trio.Nursery) -> None:
-    overloaded = sse_reply([
-        b'event: message_start\ndata: {"type":"message_start","message":{"id":"m","usage":{"input_tokens":1}}}\n\n',
-        b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n',
-    ])
-    good = sse_reply([
-        b'event: message_start\ndata: {"type":"message_start","message":{"id":"m2","usage":{"input_tokens":1}}}\n\n',
-        b'event: content_block_start\ndata: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}\n\n',
-        b'event: message_stop\ndata: {"type":"message_stop"}\n\n',
-    ])
+    overloaded = sse_reply(
+        [
+            b'event: message_start\ndata: {"type":"message_start","message":{"id":"m","usage":{"input_tokens":1}}}\n\n',
+            b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n',
+        ]
+    )
+    good = sse_reply(
+        [
+            b'event: message_start\ndata: {"type":"message_start","message":{"id":"m2","usage":{"input_tokens":1}}}\n\n',
+            b'event: content_block_start\ndata: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}\n\n',
+            b'event: message_stop\ndata: {"type":"message_stop"}\n\n',
+        ]
+    )
     a = await start_fake(nursery, FakeUpstream(overloaded))
     b = await start_fake(nursery, FakeUpstream(good))
     async with running_proxy(make_config(two_upstreams(a.url, b.url))) as (engine, client):
@@ -222,11 +230,15 @@ async def test_stream_error_event_before_content_fails_over(nursery: trio.Nurser
 
 
 async def test_stream_early_close_before_content_fails_over(nursery: trio.Nursery) -> None:
-    early = sse_reply([b'event: message_start\ndata: {"type":"message_start","message":{"id":"m"}}\n\n'])
-    good = sse_reply([
-        b'event: content_block_start\ndata: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}\n\n',
-        b'event: message_stop\ndata: {"type":"message_stop"}\n\n',
-    ])
+    early = sse_reply(
+        [b'event: message_start\ndata: {"type":"message_start","message":{"id":"m"}}\n\n']
+    )
+    good = sse_reply(
+        [
+            b'event: content_block_start\ndata: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}\n\n',
+            b'event: message_stop\ndata: {"type":"message_stop"}\n\n',
+        ]
+    )
     a = await start_fake(nursery, FakeUpstream(early))
     b = await start_fake(nursery, FakeUpstream(good))
     async with running_proxy(make_config(two_upstreams(a.url, b.url))) as (_, client):
@@ -247,7 +259,7 @@ async def test_failure_after_commit_ends_with_the_dialects_error_event(
         resp = await client.post("/v1/messages", json={**MSG, "stream": True})
         assert resp.status_code == 200
         assert resp.content.startswith(content)
-        tail = resp.content[len(content):]
+        tail = resp.content[len(content) :]
         assert tail.startswith(b"event: error\n")
         assert b"message_stop" not in resp.content
         assert b.requests == []  # committed: no failover after bytes reached the client

@@ -125,7 +125,14 @@ async def test_model_mapping_rewrites_only_the_model(nursery: trio.Nursery) -> N
         assert sent == {**payload, "model": "claude-real-1"}
 
 
-async def _stream_through(provider: str, path: str, chunks: list[bytes], body: dict, nursery: trio.Nursery, headers: dict[str, str] | None = None) -> tuple[bytes, FakeUpstream, object]:
+async def _stream_through(
+    provider: str,
+    path: str,
+    chunks: list[bytes],
+    body: dict,
+    nursery: trio.Nursery,
+    headers: dict[str, str] | None = None,
+) -> tuple[bytes, FakeUpstream, object]:
     fake = await start_fake(nursery, FakeUpstream(sse_reply(list(chunks))))
     async with running_proxy(make_config(config_for(provider, fake.url))) as (engine, client):
         async with client.stream("POST", path, json=body, headers=headers or {}) as resp:
@@ -147,7 +154,11 @@ async def test_anthropic_stream_is_relayed_byte_exact(nursery: trio.Nursery) -> 
 async def test_openai_chat_stream_is_relayed_byte_exact(nursery: trio.Nursery) -> None:
     body = {"model": "gpt-x", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
     got, fake, line = await _stream_through(
-        "openai", "/v1/chat/completions", OPENAI_SSE, body, nursery,
+        "openai",
+        "/v1/chat/completions",
+        OPENAI_SSE,
+        body,
+        nursery,
         headers={"authorization": "Bearer client-key"},
     )
     assert got == b"".join(OPENAI_SSE)
@@ -169,8 +180,11 @@ async def test_openai_responses_stream_is_relayed_byte_exact(nursery: trio.Nurse
 async def test_gemini_sse_stream_is_relayed_byte_exact(nursery: trio.Nursery) -> None:
     body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
     got, fake, line = await _stream_through(
-        "gemini", "/v1beta/models/gemini-x:streamGenerateContent?alt=sse&key=client-key",
-        GEMINI_SSE, body, nursery,
+        "gemini",
+        "/v1beta/models/gemini-x:streamGenerateContent?alt=sse&key=client-key",
+        GEMINI_SSE,
+        body,
+        nursery,
     )
     assert got == b"".join(GEMINI_SSE)
     seen = fake.requests[0]

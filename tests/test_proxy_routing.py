@@ -50,9 +50,7 @@ async def picks(client: object, n: int) -> list[str]:
 
 async def test_round_robin_is_smooth_and_weighted(nursery: trio.Nursery) -> None:
     urls = await start_named(nursery, "a", "b", "c")
-    cfg = make_config(
-        upstreams_yaml(urls, {"a": "weight: 5"}, "strategy: round_robin")
-    )
+    cfg = make_config(upstreams_yaml(urls, {"a": "weight: 5"}, "strategy: round_robin"))
     async with running_proxy(cfg) as (_, client):
         assert await picks(client, 7) == ["a", "a", "b", "a", "c", "a", "a"]
 
@@ -66,7 +64,6 @@ async def test_priority_uses_the_lowest_number_and_shares_by_weight(nursery: tri
 
 
 async def test_least_connections_prefers_the_idle_upstream(nursery: trio.Nursery) -> None:
-    busy_gate = trio.Event()
     slow = FakeUpstream(ok("busy"))
     held = Reply(hang=True)
     slow.then(held)
@@ -81,7 +78,6 @@ async def test_least_connections_prefers_the_idle_upstream(nursery: trio.Nursery
             await held.arrived.wait()  # 'busy' now has one request in flight
         assert await picks(client, 3) == ["idle", "idle", "idle"]
         inner.cancel_scope.cancel()
-        busy_gate.set()
 
 
 async def test_request_bucket_paces_with_queue_when_fallback_is_off(
@@ -90,7 +86,8 @@ async def test_request_bucket_paces_with_queue_when_fallback_is_off(
     fake = await start_fake(nursery, FakeUpstream(ok("only")))
     cfg = make_config(
         upstreams_yaml(
-            {"only": fake.url}, {"only": "rate_limit: 2/min"},
+            {"only": fake.url},
+            {"only": "rate_limit: 2/min"},
             "fallback: false\n  queue_timeout: 60",
         )
     )
@@ -159,7 +156,8 @@ async def test_breaker_half_open_probe_closes_it_on_success(
     up = await start_fake(nursery, fake)
     cfg = make_config(
         upstreams_yaml(
-            {"only": up.url}, {},
+            {"only": up.url},
+            {},
             "max_attempts: 1\n  breaker: {failure_threshold: 2, cooldown: 10, max_cooldown: 40}",
         )
     )
@@ -194,7 +192,7 @@ upstreams:
     provider: openai
     api_key: ${{MISSING_OPENAI_KEY}}
 """)
-    async with running_proxy(cfg) as (engine, client):
+    async with running_proxy(cfg) as (_, client):
         await client.post("/v1/messages", json=MSG)
         status = (await client.get("/_ccx/status")).json()
         a, off = status["upstreams"]
@@ -228,8 +226,10 @@ upstreams:
         denied = await client.post("/v1/messages", json=MSG, headers={"x-api-key": "wrong"})
         assert denied.status_code == 401
         assert denied.json()["error"]["type"] == "authentication_error"
-        for header in ({"x-api-key": "local-proxy-key-123"},
-                       {"authorization": "Bearer local-proxy-key-123"}):
+        for header in (
+            {"x-api-key": "local-proxy-key-123"},
+            {"authorization": "Bearer local-proxy-key-123"},
+        ):
             assert (await client.post("/v1/messages", json=MSG, headers=header)).status_code == 200
         assert len(fake.requests) == 2
         assert {r.header(b"x-api-key") for r in fake.requests} == {b"upstream-key-000000001"}
