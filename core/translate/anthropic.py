@@ -179,6 +179,8 @@ def write_request(req: c.Request, *, model: str) -> dict[str, Any]:
     if req.tool_choice and (req.tools or req.tool_choice.mode == "none"):
         body["tool_choice"] = _write_tool_choice(req.tool_choice)
     thinking = _write_thinking(req.reasoning, body["max_tokens"])
+    if thinking and "tool_choice" in body and body["tool_choice"]["type"] in ("any", "tool"):
+        thinking = None  # Anthropic rejects thinking with forced tool use: the choice wins
     if thinking:
         body["thinking"] = thinking
     # Extended thinking rejects temperature/top_k changes: they are dropped with it on.

@@ -286,8 +286,8 @@ def _write_part(part: c.Part, index: int, *, to_client: bool) -> list[dict[str, 
     if isinstance(part, c.ToolResult):
         return _write_result(part, index)
     sig = k.emit_token(part.signature, FAMILY, to_client=to_client)
-    if sig is None and not to_client:
-        return []  # a thought Gemini cannot verify is not replayed
+    if sig is None and not (to_client and part.text):
+        return []  # a thought Gemini cannot verify is not replayed; redacted has no field
     thought: dict[str, Any] = {"thought": True, "text": part.text}
     if sig is not None:
         thought["thoughtSignature"] = write_signature(sig)

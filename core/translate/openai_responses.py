@@ -168,9 +168,7 @@ def write_request(req: c.Request, *, model: str) -> dict[str, Any]:
     kinds: dict[str, str] = {
         p.id: p.kind for m in req.messages for p in m.parts if isinstance(p, c.ToolCall)
     }
-    body["input"] = [
-        item for m in req.messages for p in m.parts if (item := _write_item(m.role, p, kinds))
-    ]
+    body["input"] = [item for m in req.messages for item in _write_items(m, kinds)]
     if req.tools:
         body["tools"] = [_write_tool(t) for t in req.tools]
         if req.tool_choice:
@@ -199,7 +197,24 @@ def write_request(req: c.Request, *, model: str) -> dict[str, Any]:
     return body
 
 
-def _write_item(role: str, part: c.Part, kinds: dict[str, str]) -> dict[str, Any] | None:
+def _write_items(msg: c.Message, kinds: dict[str, str]) -> list[dict[str, Any]]:
+    """One item per call, result and reasoning; adjacent text and images share a message."""
+    items: list[dict[str, Any]] = []
+    for part in msg.parts:
+        if isinstance(part, c.Text | c.Image):
+            last = items[-1] if items else None
+            if last and last["type"] == "message":
+                last["content"].append(_content_part(part, msg.role))
+                continue
+            items.append(
+                {"type": "message", "role": msg.role, "content": [_content_part(part, msg.role)]}
+            )
+        elif (item := _write_item(part, kinds)) is not None:
+            items.append(item)
+    return items
+
+
+def _write_item(part: c.Part, kinds: dict[str, str]) -> dict[str, Any] | None:
     if isinstance(part, c.ToolCall):
         return write_call(part, to_client=False)
     if isinstance(part, c.ToolResult):
@@ -210,7 +225,7 @@ def _write_item(role: str, part: c.Part, kinds: dict[str, str]) -> dict[str, Any
         return {"type": kind or "function_call_output", "call_id": part.call_id, "output": output}
     if isinstance(part, c.Reasoning):
         return write_reasoning(part, to_client=False)
-    return {"type": "message", "role": role, "content": [_content_part(part, role)]}
+    return None  # text and images are grouped by _write_items
 
 
 def _content_part(part: c.Part, role: str) -> dict[str, Any]:
