@@ -440,3 +440,23 @@ def test_stop_reasons_map_to_each_client(stop_reason: str, expected: dict[str, s
         else:
             got = last[-1]["candidates"][0]["finishReason"]
         assert got == expected[dst.value], dst
+
+
+def test_chat_upstreams_that_reuse_tool_index_zero_still_give_two_calls() -> None:
+    head = '{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"g",'
+
+    def chunk(delta: str, finish: str = "null") -> str:
+        choice = f'{{"index":0,"delta":{delta},"finish_reason":{finish}}}'
+        return f'data: {head}"choices":[{choice}]}}\n\n'
+
+    calls = [
+        '{"tool_calls":[{"index":0,"id":"call_a","type":"function",'
+        '"function":{"name":"f","arguments":"{\\"x\\":1}"}}]}',
+        '{"tool_calls":[{"index":0,"id":"call_b","type":"function",'
+        '"function":{"name":"g","arguments":"{\\"y\\":2}"}}]}',
+    ]
+    raw = chunk('{"role":"assistant"}') + "".join(chunk(c) for c in calls)
+    raw += chunk("{}", '"tool_calls"') + "data: [DONE]\n\n"
+    out = translate(Dialect.OPENAI_CHAT, Dialect.ANTHROPIC, [raw.encode()])
+    view = client_view(Dialect.ANTHROPIC, out)
+    assert view["calls"] == [("call_a", "f", {"x": 1}), ("call_b", "g", {"y": 2})]

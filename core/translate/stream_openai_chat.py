@@ -125,6 +125,7 @@ class Decoder:
             None  # (key, canonical index); key "text"/"reasoning"/"tool:<n>"
         )
         self._tools: dict[int, int] = {}  # upstream tool index -> canonical block index
+        self._ids: dict[int, str] = {}  # upstream tool index -> its call id
         self._finish: StopReason | None = None
         self._usage: Usage | None = None
 
@@ -197,7 +198,7 @@ class Decoder:
                     "reasoning", BlockStart(index=self._next, kind="reasoning"), out
                 )
             out.append(ReasoningDelta(index=i, text=reasoning))
-        content = delta.get("content")
+        content = delta.get("content") or delta.get("refusal")  # a refusal is shown as text
         if isinstance(content, str) and content:
             i = self._switch("text", out)
             if i is None:
@@ -213,6 +214,15 @@ class Decoder:
     def _tool(self, call: dict[str, Any], out: list[StreamEvent]) -> None:
         n = int(call.get("index", 0))
         fn = call.get("function") or {}
+        new_id = call.get("id")
+        if new_id and n in self._tools and self._ids.get(n) != new_id:
+            # Some compatible servers send whole calls without distinct indexes: a new id
+            # at a known index is a new call, filed under a fresh private index.
+            n = -len(self._tools) - 1
+            while n in self._tools:
+                n -= 1
+        if new_id:
+            self._ids[n] = str(new_id)
         key = f"tool:{n}"
         i = self._switch(key, out)
         if i is None:
