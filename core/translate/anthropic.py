@@ -54,9 +54,11 @@ def read_request(body: dict[str, Any]) -> c.Request:
         model=str(body.get("model", "")),
         messages=k.with_result_names(messages),
         system=_read_system(body.get("system")),
+        # Server tools (web_search_..., code_execution_...) run at Anthropic only: dropped.
         tools=tuple(
-            _read_tool(t, f"tools[{i}]")
-            for i, t in enumerate(k.as_list(body.get("tools"), "tools"))
+            _read_tool(t)
+            for t in k.as_list(body.get("tools"), "tools")
+            if t.get("type") in (None, "custom")
         ),
         tool_choice=_read_tool_choice(body.get("tool_choice")),
         max_tokens=body.get("max_tokens"),
@@ -142,10 +144,7 @@ def _read_tool_result(block: dict[str, Any], where: str) -> c.ToolResult:
     return c.ToolResult(call_id=call_id, content=tuple(parts), is_error=bool(block.get("is_error")))
 
 
-def _read_tool(tool: dict[str, Any], where: str) -> c.Tool:
-    kind = tool.get("type")
-    if kind not in (None, "custom"):
-        raise BadRequest(f"{where}: server tool {kind!r} cannot be translated")
+def _read_tool(tool: dict[str, Any]) -> c.Tool:
     return c.Tool(
         name=tool["name"], description=tool.get("description"), parameters=tool.get("input_schema")
     )
