@@ -225,11 +225,19 @@ def test_usage_counts_every_prompt_token_once() -> None:
         client_model="gpt",
     )
     assert resp["usage"]["prompt_tokens"] == 420  # 100 fresh + 20 written + 300 read
-    assert resp["usage"]["prompt_tokens_details"] == {"cached_tokens": 300}
+    assert resp["usage"]["prompt_tokens_details"] == {
+        "cached_tokens": 300,
+        "cache_write_tokens": 20,
+    }
     back = api.translate_response(
         resp, src=Dialect.OPENAI_CHAT, dst=Dialect.ANTHROPIC, client_model="c"
     )
-    assert back["usage"]["input_tokens"] + back["usage"]["cache_read_input_tokens"] == 420
+    assert back["usage"] == {
+        "input_tokens": 100,
+        "output_tokens": 50,
+        "cache_creation_input_tokens": 20,
+        "cache_read_input_tokens": 300,
+    }
 
 
 # ---------------------------------------------------------------- what cannot translate

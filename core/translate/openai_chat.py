@@ -314,6 +314,8 @@ def read_response(body: dict[str, Any]) -> c.Response:
             input_tokens=u.get("prompt_tokens") or 0,
             output_tokens=u.get("completion_tokens") or 0,
             cache_read_tokens=(u.get("prompt_tokens_details") or {}).get("cached_tokens") or 0,
+            cache_write_tokens=(u.get("prompt_tokens_details") or {}).get("cache_write_tokens")
+            or 0,
             reasoning_tokens=(u.get("completion_tokens_details") or {}).get("reasoning_tokens")
             or 0,
         ),
@@ -341,7 +343,10 @@ def write_response(resp: c.Response, *, model: str) -> dict[str, Any]:
             "prompt_tokens": u.input_tokens,
             "completion_tokens": u.output_tokens,
             "total_tokens": u.input_tokens + u.output_tokens,
-            "prompt_tokens_details": {"cached_tokens": u.cache_read_tokens},
+            "prompt_tokens_details": {
+                "cached_tokens": u.cache_read_tokens,
+                "cache_write_tokens": u.cache_write_tokens,
+            },
             "completion_tokens_details": {"reasoning_tokens": u.reasoning_tokens},
         },
     }

@@ -298,6 +298,7 @@ def read_response(body: dict[str, Any]) -> c.Response:
             input_tokens=u.get("input_tokens") or 0,
             output_tokens=u.get("output_tokens") or 0,
             cache_read_tokens=(u.get("input_tokens_details") or {}).get("cached_tokens") or 0,
+            cache_write_tokens=(u.get("input_tokens_details") or {}).get("cache_write_tokens") or 0,
             reasoning_tokens=(u.get("output_tokens_details") or {}).get("reasoning_tokens") or 0,
         ),
     )
@@ -362,7 +363,10 @@ def write_response(resp: c.Response, *, model: str) -> dict[str, Any]:
         "tools": [],
         "usage": {
             "input_tokens": u.input_tokens,
-            "input_tokens_details": {"cached_tokens": u.cache_read_tokens},
+            "input_tokens_details": {
+                "cached_tokens": u.cache_read_tokens,
+                "cache_write_tokens": u.cache_write_tokens,
+            },
             "output_tokens": u.output_tokens,
             "output_tokens_details": {"reasoning_tokens": u.reasoning_tokens},
             "total_tokens": u.input_tokens + u.output_tokens,
