@@ -292,6 +292,9 @@ class Connection:
         if target == "/health":
             await send_all(self.sock, json_response(b'{"status":"ok"}'))
             return
+        if target == "/v1/messages/count_tokens":
+            await send_all(self.sock, json_response(b'{"input_tokens":25}'))
+            return
         plan = plan_request(target, body, self.settings)
         if plan is None:
             await send_all(self.sock, json_response(b'{"error":"not found"}', 404))

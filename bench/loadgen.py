@@ -136,8 +136,8 @@ class _Client:
         else:
             tail = await self.until_close(start, first)
             keep_alive = False
-        if self.spec.expect is not None and self.spec.expect not in tail:
-            status = -abs(status)  # framed fine but the content is not what we asked for
+        if 200 <= status < 300 and self.spec.expect is not None and self.spec.expect not in tail:
+            status = -status  # framed fine but the content is not what we asked for
         return status, first[0], keep_alive
 
     def note_first(self, start: float, first: list[float | None], region: bytes) -> None:

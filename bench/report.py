@@ -26,6 +26,7 @@ class Report:
     cores: Cores
     events_per_stream: int  # SSE events in one throughput-phase stream
     open_events: int  # SSE events in one held-open stream
+    open_deltas: int  # text deltas in one held-open stream
     slow_deltas: int  # text deltas in one slow stream
     slow_delay: float  # seconds between deltas of the slow streams
     direct: Suite
@@ -199,13 +200,19 @@ def _mb(v: float | None) -> str:
 
 def memory_rows(r: Report) -> list[Row]:
     op = _phase(r.same, "open")
-    n_open = f"{op.result.completed}/{op.result.completed + op.result.failed}" if op else "n/a"
+    n_open = "n/a"
+    if op is not None:
+        res = op.result
+        n_open = f"{res.completed}/{res.completed + res.failed} completed, slowest " + (
+            f"{max(res.latencies, default=float('nan')):.2f} s "
+            f"(ideal {(r.open_deltas + 1) * r.slow_delay:.2f} s)"
+        )
     rows = [
         Row(figure="proxy RSS idle (after start)", direct="", proxy=_mb(r.same.rss_idle),
             versus=f"after warm-up {_mb(r.same.rss_warm)}", target="<= 50 MB",
             verdict=_verdict(r.same.rss_idle, lambda v: v <= 50)),
         Row(figure="proxy RSS peak, held-open streams", direct="",
-            proxy=_mb(op.rss_peak if op else None), versus=f"{n_open} streams completed",
+            proxy=_mb(op.rss_peak if op else None), versus=n_open,
             target="<= 80 MB at 500",
             verdict=_verdict(op.rss_peak if op and op.result.failed == 0 else None,
                              lambda v: v <= 80)),

@@ -51,7 +51,7 @@ class Profile:
 
 QUICK = Profile(
     name="quick", single=500, many=6000, open_streams=500, open_events=20,
-    soak=0, slow_streams=0, slow_events=0, cap=60.0,
+    soak=0, slow_streams=0, slow_events=0, cap=30.0,
 )  # fmt: skip
 FULL = Profile(
     name="full", single=3000, many=30000, open_streams=500, open_events=30,
@@ -231,12 +231,8 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} CPUs, Linux {platform.release()}, Python {python}"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="shorter phases, no soak")
-    parser.add_argument("--out", type=Path, default=procs.REPO / "bench" / "results")
-    args = parser.parse_args(argv)
-    profile = QUICK if args.quick else FULL
+def bench(profile: Profile) -> str:
+    """Run every phase of `profile` and return the markdown report."""
     cores = procs.Cores.split()
     procs.raise_fd_limit()
     if cores.harness:
@@ -249,21 +245,29 @@ def main(argv: list[str] | None = None) -> int:
             cross = cross_suite(profile, fake, wd, cores) if same.error is None else Suite()
         finally:
             fake.stop()
-    events = stream_script(Kind.ANTHROPIC, EVENTS).event_count
     report = Report(
         date=dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
         machine=machine(),
         profile=profile.name,
         cores=cores,
-        events_per_stream=events,
+        events_per_stream=stream_script(Kind.ANTHROPIC, EVENTS).event_count,
         open_events=stream_script(Kind.ANTHROPIC, max(1, profile.open_events)).event_count,
+        open_deltas=profile.open_events,
         slow_deltas=profile.slow_events,
         slow_delay=SLOW_DELAY_MS / 1000.0,
         direct=direct,
         same=same,
         cross=cross,
     )
-    text = render(report)
+    return render(report)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="shorter phases, no soak")
+    parser.add_argument("--out", type=Path, default=procs.REPO / "bench" / "results")
+    args = parser.parse_args(argv)
+    text = bench(QUICK if args.quick else FULL)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{dt.date.today().isoformat()}{'-quick' if args.quick else ''}.md"
