@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -194,14 +195,19 @@ def _log_connection_error(client: str, exc: BaseException) -> None:
 
 class _Connection:
     """One client connection: an h11 state machine, the request/response loop (the
-    connection's own task) and a reader task.
+    connection's own task) and a reader task, under one nursery.
 
     The reader owns `receive_some` for the connection's whole life: it feeds h11 and wakes
-    the main task when that one waits for bytes, and it cancels the running handler/stream
-    when the client goes away (EOF or reset). One long-lived reader is much cheaper than a
-    watcher task per request (no spawn, no extra epoll re-arming). Bytes of a pipelined next
-    request simply stay in h11's buffer; the reader stops reading after `budget` unconsumed
-    bytes, so a client cannot make us buffer without bound (TCP backpressure instead).
+    the main task when that one waits for bytes. On EOF or reset it cancels the connection's
+    nursery, which stops a running handler or stream at once (the proxy relies on this to
+    cancel upstream requests). One long-lived reader is much cheaper than a watcher task per
+    request (no spawn, no extra epoll re-arming). Bytes of a pipelined next request stay in
+    h11's buffer; the reader stops reading after `budget` unconsumed bytes, so a client
+    cannot make us buffer without bound (TCP backpressure instead).
+
+    Receive timeouts are one cancel scope per connection whose deadline moves (keep-alive
+    while idle, request_timeout once a request started, none while the handler runs): trio
+    cancel scopes are not free, so none is created per request.
     """
 
     __slots__ = (
@@ -210,16 +216,17 @@ class _Connection:
         "data_ready",
         "discarding",
         "eof",
+        "everything",
         "failed",
         "fed",
-        "gone",
         "h11",
         "idle",
         "limits",
         "reader_paused",
-        "scope",
+        "reading",
         "server",
         "stream",
+        "timeouts",
     )
 
     def __init__(self, server: _Server, stream: trio.SocketStream) -> None:
@@ -230,8 +237,10 @@ class _Connection:
         self.h11 = h11.Connection(
             h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes
         )
-        self.scope: trio.CancelScope | None = None  # the current request's timeout scope
+        self.timeouts = trio.CancelScope()  # receive timeouts; drain cancels it when idle
+        self.everything: trio.CancelScope | None = None  # the connection's nursery
         self.idle = False  # waiting for the first byte of a request: drain may close us
+        self.reading = False  # part of a request has arrived: a timeout now answers 408
         self.failed = False  # an error answer was sent: the connection is closing
         # Reader <-> main task hand-off.
         self.budget = self.limits.max_header_bytes + 2 * RECEIVE_SIZE
@@ -240,19 +249,20 @@ class _Connection:
         self.discarding = False  # after an error answer: drop what still arrives
         self.data_ready: trio.Event | None = None  # the main task waits for bytes
         self.reader_paused: trio.Event | None = None  # the reader waits for `budget`
-        self.gone: trio.CancelScope | None = None  # handler + response; cancelled on EOF
 
     def close_if_idle(self) -> None:
-        if self.idle and self.scope is not None:
-            self.scope.cancel()
+        if self.idle:
+            self.timeouts.cancel()
 
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
+            self.everything = nursery.cancel_scope
             nursery.start_soon(self._reader)
-            try:
+            with self.timeouts:
                 await self._serve_requests()
-            finally:
-                nursery.cancel_scope.cancel()
+            if self.timeouts.cancelled_caught and self.reading and not self.failed:
+                await self._fail(408)
+            nursery.cancel_scope.cancel()
 
     async def _serve_requests(self) -> None:
         conn = self.h11
@@ -275,9 +285,8 @@ class _Connection:
                 data = b""
             if not data:
                 self.eof = True
-                if self.gone is not None:
-                    self.gone.cancel()  # the client left: stop the handler / stream now
-                self._wake_main()
+                if self.everything is not None:
+                    self.everything.cancel()  # the client left: stop handler / stream now
                 return
             if self.discarding:
                 discarded += len(data)
@@ -286,78 +295,78 @@ class _Connection:
                 continue
             self.h11.receive_data(data)
             self.fed += len(data)
-            self._wake_main()
+            if self.data_ready is not None:
+                self.data_ready.set()
             if self.fed > self.budget:
                 self.reader_paused = paused = trio.Event()
                 await paused.wait()
 
-    def _wake_main(self) -> None:
-        if self.data_ready is not None:
-            self.data_ready.set()
-
-    async def _wait_for_bytes(self) -> bool:
-        """Wait until the reader fed more bytes to h11; False on EOF."""
+    async def _wait_for_bytes(self) -> None:
+        """Wait until the reader fed more bytes to h11 (EOF cancels us instead)."""
         self.fed = 0
         if self.reader_paused is not None:
             self.reader_paused.set()
             self.reader_paused = None
-        while not self.eof and self.fed == 0:
+        while self.fed == 0:
             self.data_ready = ready = trio.Event()
             try:
                 await ready.wait()
             finally:
                 self.data_ready = None
-        return self.fed > 0
 
     # -- reading -------------------------------------------------------------------------
 
     async def _read_request(self) -> Request | None:
         """The next whole request, or None when the connection should close (any error
         answer has been sent)."""
-        limits = self.limits
-        started = bool(self.h11.trailing_data[0])  # it came along with the last request
-        timeout = limits.request_timeout if started else limits.keepalive_timeout
-        with trio.CancelScope(deadline=trio.current_time() + timeout) as scope:
-            self.scope = scope
-            try:
-                return await self._read_events(scope, started)
-            except h11.RemoteProtocolError as exc:
-                await self._fail(431 if exc.error_status_hint == 431 else 400)
-                return None
-            finally:
-                self.idle = False
-        # Only a timeout (or drain, while idle) gets here.
-        if not self.failed and (self.h11.their_state is not h11.IDLE or self.h11.trailing_data[0]):
-            await self._fail(408)
-        return None
+        try:
+            request = await self._read_events()
+        except h11.RemoteProtocolError as exc:
+            await self._fail(431 if exc.error_status_hint == 431 else 400)
+            return None
+        if self.timeouts.deadline != math.inf:
+            self.timeouts.deadline = math.inf  # the handler is never cut by receive timeouts
+        self.reading = False
+        return request
 
-    async def _read_events(self, scope: trio.CancelScope, started: bool) -> Request | None:
+    async def _read_events(self) -> Request | None:
         conn = self.h11
+        limits = self.limits
         request: Request | None = None
+        request_deadline = math.inf
         chunks: list[bytes] = []
         size = 0
-        max_body = self.limits.max_body_bytes
         while True:
             event = conn.next_event()
             if event is h11.NEED_DATA:
-                if not started and self.server.draining:
+                if not self.reading and conn.trailing_data[0]:
+                    self.reading = True  # a partial head came along with the last request
+                    request_deadline = trio.current_time() + limits.request_timeout
+                if self.reading:
+                    if self.timeouts.deadline != request_deadline:
+                        self.timeouts.deadline = request_deadline
+                    await self._wait_for_bytes()
+                    continue
+                if self.server.draining:
                     return None
-                self.idle = not started
-                if not await self._wait_for_bytes():
-                    return None  # closed between requests, or gave up mid-request
+                self.idle = True
+                self.timeouts.deadline = trio.current_time() + limits.keepalive_timeout
+                await self._wait_for_bytes()
                 self.idle = False
-                if not started:
-                    started = True
-                    scope.deadline = trio.current_time() + self.limits.request_timeout
+                self.reading = True
+                request_deadline = trio.current_time() + limits.request_timeout
             elif isinstance(event, h11.Data):
                 size += len(event.data)
-                if size > max_body:
+                if size > limits.max_body_bytes:
                     await self._fail(413)
                     return None
                 chunks.append(event.data)
             elif isinstance(event, h11.Request):
+                if not self.reading:  # it was already buffered: pipelined
+                    self.reading = True
+                    request_deadline = trio.current_time() + limits.request_timeout
                 request, length = self._make_request(event)
-                if length > max_body:
+                if length > limits.max_body_bytes:
                     await self._fail(413)
                     return None
                 if conn.they_are_waiting_for_100_continue:
@@ -417,21 +426,16 @@ class _Connection:
                 await self.stream.send_eof()
             except _DISCONNECT_ERRORS:
                 return
-            while not self.eof:
+            while not self.eof:  # the reader cancels us at EOF
                 await self._wait_for_bytes()
 
     async def _respond(self, request: Request) -> bool:
-        """Run the handler and send its response; the reader cancels both if the client
-        goes away. True when the connection may serve another request."""
+        """Run the handler and send its response (the reader cancels both if the client
+        goes away). True when the connection may serve another request."""
         if self.eof:
             return False  # the client left before we even started
-        with trio.CancelScope() as gone:
-            self.gone = gone
-            try:
-                keep = await self._handle(request)
-            finally:
-                self.gone = None
-        return not gone.cancelled_caught and keep and not self.eof and not self.server.draining
+        keep = await self._handle(request)
+        return keep and not self.eof and not self.server.draining
 
     async def _handle(self, request: Request) -> bool:
         head_only = request.method == "HEAD"
