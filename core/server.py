@@ -1,22 +1,23 @@
-"""The HTTP/1.1 server: h11 on trio, one task per connection. The proxy's front door and the
-test suite's fake upstreams.
+"""The HTTP/1.1 server: h11 on trio. The proxy's front door and the test suite's fake
+upstreams.
 
 What it owns and its rules:
 - `serve(handler, ...)` binds, reports `ServerInfo` through `task_status.started`, and serves
   until cancelled (or until `drain` is set and in-flight requests are done).
 - A request is read whole (body as bytes) before the handler runs; limits answer 413 (body),
-  431 (headers), 400 (malformed), 408 (request too slow). `Expect: 100-continue` gets a
-  `100 Continue` before the body is read.
-- While the handler runs and while a stream is relayed, a watcher task reads the client
-  socket: EOF or reset cancels the handler/stream at once (the proxy relies on this to cancel
-  upstream requests). Bytes it reads (a pipelined next request) are fed to h11, never lost.
+  431 (headers), 400 (malformed), 408 (request started but too slow; an idle keep-alive
+  connection is just closed). `Expect: 100-continue` gets `100 Continue` before the body.
+- Each connection has a reader task that owns the socket's receive side. EOF or reset
+  cancels the connection at once, including a running handler or stream (the proxy relies
+  on this to cancel upstream requests). A client that half-closes after its request counts
+  as gone. Bytes of a pipelined next request are kept in h11's buffer, never lost.
 - A `Response.stream` is always `aclose`d: when done, on error and on disconnect (shielded
   for a short grace period so it runs even when the surrounding scope is cancelled).
 - A handler exception answers 500 with a small JSON body and closes the connection; it is
   logged (logger "ccx.server"). Nothing a client does (reset, garbage) kills the server or
   other connections.
-- Cheap: one cancel scope and one watcher task per request, one `send_all` for a whole
-  non-stream response, one `send_all` per stream chunk, no buffering.
+- Cheap: no task or cancel scope per request, one `send_all` for a whole non-stream
+  response, one `send_all` per stream chunk, no buffering.
 """
 
 from __future__ import annotations
