@@ -121,15 +121,14 @@ async def _preflight(
     """Hold the stream until its first content event; fail over on an error or early end."""
     held: list[bytes] = []
     chunks = resp.iter_raw().__aiter__()
+    ended = False  # the upstream body ended within the preflight
     while True:
         try:
             chunk = await chunks.__anext__()
         except StopAsyncIteration:
-            held.append(pipe.close())
-            if pipe.error_reason is not None:
-                return _stream_failure(pipe.error_reason)
+            ended = True
             if not pipe.completed and not pipe.content_started:
-                return _stream_failure("early_close")
+                return _stream_failure(pipe.error_reason or "early_close")
             break
         held.append(pipe.feed(chunk))
         if pipe.error_reason is not None:
@@ -138,7 +137,7 @@ async def _preflight(
             break
     relay = RelayStream(
         first=b"".join(held),
-        chunks=chunks if not pipe.completed else None,
+        chunks=None if ended or pipe.completed else chunks,
         resp=resp,
         pipe=pipe,
         idle=idle,
@@ -150,6 +149,9 @@ async def _preflight(
         headers=resp.headers,
         relay=relay,
     )
+
+
+_OK = Outcome(kind=OutcomeKind.OK, reason="ok", status=200)
 
 
 def _stream_failure(reason: str) -> Failure:
@@ -194,8 +196,15 @@ class RelayStream:
             first, self._first = self._first, None
             if first:
                 return first
-        if self._finished or self._chunks is None:
-            await self._finish(Outcome(kind=OutcomeKind.OK, reason="ok", status=200))
+        if self._finished:
+            raise StopAsyncIteration
+        if self._chunks is None:  # the stream ended within the preflight
+            self._finished = True
+            tail = self._pipe.close()
+            ok = self._pipe.completed
+            await self._finish(_OK if ok else stream_failure("early_close"))
+            if tail:
+                return tail
             raise StopAsyncIteration
         deadline = min(trio.current_time() + self._idle, self._total_deadline)
         try:

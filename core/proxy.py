@@ -118,8 +118,10 @@ class Proxy:
         runtime = self.engine.runtime
         model = ctx.inbound.model
         dialects = codec.upstream_dialects(ctx.inbound)
-        candidates = runtime.candidates(model, dialects)
+        candidates = runtime.candidates(model, ctx.inbound.dialect, dialects)
         if not candidates:
+            if ctx.inbound.operation is Operation.COUNT_TOKENS:
+                return _local_count(ctx)
             raise _no_candidate(runtime, model, ctx)
         routing = runtime.config.routing
         deadline = ctx.started + routing.deadline
@@ -380,6 +382,12 @@ class Proxy:
             status=ctx.status,
             seconds=elapsed,
         )
+
+
+def _local_count(ctx: Ctx) -> Response:
+    ctx.upstream = "local-estimate"
+    headers = [*JSON, (b"x-ccx-request-id", ctx.request_id.encode())]
+    return Response(status=200, headers=headers, body=codec.local_count_tokens(ctx.inbound))
 
 
 def _gone() -> Outcome:

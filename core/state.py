@@ -189,15 +189,27 @@ class Runtime:
     def add_event(self, wall: float, kind: EventKind, upstream: str | None, message: str) -> None:
         self.events.append(Event(wall=wall, kind=kind, upstream=upstream, message=message))
 
-    def candidates(self, model: str, dialects: frozenset[str]) -> list[UpstreamState]:
-        """Enabled upstreams that serve `model` and speak one of `dialects`, config order."""
-        return [
-            s
-            for s in self.upstreams.values()
-            if s.config.enabled
-            and s.config.provider in dialects
-            and model_matches(s.config.models, model)
-        ]
+    def candidates(
+        self, model: str, client_dialect: str, dialects: frozenset[str]
+    ) -> list[UpstreamState]:
+        """Enabled upstreams that serve `model` and speak one of `dialects`, config order.
+
+        An upstream of another dialect than the client's must know what to send: a
+        `model`, a `model_map` entry or explicit `models` patterns; else a claude-* name
+        would go to a Gemini endpoint just because it had no `models` list."""
+        out = []
+        for s in self.upstreams.values():
+            cfg = s.config
+            if not cfg.enabled or cfg.provider not in dialects:
+                continue
+            if not model_matches(cfg.models, model):
+                continue
+            if cfg.provider != client_dialect and not (
+                cfg.model or model in cfg.model_map or cfg.models
+            ):
+                continue
+            out.append(s)
+        return out
 
     def order(self, available: list[UpstreamState]) -> list[UpstreamState]:
         views = [

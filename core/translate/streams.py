@@ -117,6 +117,11 @@ class StreamTranslator:
     def error(self) -> ErrorEvent | None:
         return self._error
 
+    @property
+    def completed(self) -> bool:
+        """The upstream stream reached its proper end (no error)."""
+        return self._ended and self._error is None
+
     def feed(self, chunk: bytes) -> bytes:
         if self._ended:
             return b""
