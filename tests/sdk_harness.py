@@ -12,6 +12,8 @@ Rules:
   fixture body) makes any other connect or name lookup fail loudly in the test.
 - Scripts go on the `FakeUpstream`s before the thread starts; what the fakes recorded
   and the access log are read after it stopped, so nothing races the trio thread.
+- Also shared by the SDK test files: `sdk_offline` (environment + loopback guard), sample
+  loaders (`json_file`, `sse_file`) and one client factory per SDK (no retries, 5 s).
 """
 
 from __future__ import annotations
@@ -22,14 +24,19 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any
 
+import anthropic
+import openai
 import pytest
 import trio
+from google import genai
+from google.genai import types as genai_types
 
 from core.accesslog import AccessLog
 from core.engine import Engine
-from tests.fakes import FakeUpstream, make_config, start_fake
+from tests.fakes import FakeUpstream, Reply, make_config, start_fake
 
 UPSTREAM_KEY = "upstream-secret-key-0001"
 CLIENT_KEY = "client-key-never-forwarded"
@@ -45,6 +52,8 @@ class Upstream:
     fake: FakeUpstream
     name: str = "up1"
     models: tuple[str, ...] = ()
+    model: str | None = None  # the upstream's model: makes another dialect a candidate
+    priority: int | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -55,7 +64,8 @@ class RunningProxy:
     log: list[dict[str, Any]] = field(default_factory=list)  # filled once stopped
 
 
-def config_yaml(upstreams: list[Upstream], urls: dict[str, str]) -> str:
+def config_yaml(upstreams: list[Upstream], urls: dict[str, str], routing: str = "") -> str:
+    """The config text; `routing` is the body of a `routing:` section (YAML flow mapping)."""
     lines = ["upstreams:"]
     for up in upstreams:
         lines += [
@@ -66,6 +76,12 @@ def config_yaml(upstreams: list[Upstream], urls: dict[str, str]) -> str:
         ]
         if up.models:
             lines.append(f"    models: [{', '.join(up.models)}]")
+        if up.model:
+            lines.append(f"    model: {up.model}")
+        if up.priority is not None:
+            lines.append(f"    priority: {up.priority}")
+    if routing:
+        lines.append(f"routing: {routing}")
     return "\n".join(lines) + "\n"
 
 
@@ -80,13 +96,14 @@ class _Handoff:
         self.error: BaseException | None = None
 
 
-async def _serve(upstreams: list[Upstream], handoff: _Handoff) -> None:
+async def _serve(upstreams: list[Upstream], handoff: _Handoff, routing: str = "") -> None:
     async with trio.open_nursery() as nursery:
         urls = {}
         for up in upstreams:
             urls[up.name] = (await start_fake(nursery, up.fake)).url
         engine = Engine(
-            make_config(config_yaml(upstreams, urls)), access_log=AccessLog(keep_recent=100)
+            make_config(config_yaml(upstreams, urls, routing)),
+            access_log=AccessLog(keep_recent=100),
         )
         info = await nursery.start(partial(engine.run, host="127.0.0.1", port=0))
         handoff.running = RunningProxy(
@@ -97,9 +114,9 @@ async def _serve(upstreams: list[Upstream], handoff: _Handoff) -> None:
         handoff.ready.set()
 
 
-def _thread_main(upstreams: list[Upstream], handoff: _Handoff) -> None:
+def _thread_main(upstreams: list[Upstream], handoff: _Handoff, routing: str = "") -> None:
     try:
-        trio.run(_serve, upstreams, handoff)
+        trio.run(_serve, upstreams, handoff, routing)
     except BaseException as exc:  # handed to the test thread, re-raised there
         handoff.error = exc
     finally:
@@ -107,11 +124,16 @@ def _thread_main(upstreams: list[Upstream], handoff: _Handoff) -> None:
 
 
 @contextmanager
-def proxy_thread(*upstreams: Upstream, start_timeout: float = 10.0) -> Iterator[RunningProxy]:
+def proxy_thread(
+    *upstreams: Upstream, start_timeout: float = 10.0, routing: str = ""
+) -> Iterator[RunningProxy]:
     """Run fakes + Engine in a worker thread; yield the running proxy; stop and join."""
     handoff = _Handoff()
     thread = threading.Thread(
-        target=_thread_main, args=(list(upstreams), handoff), name="sdk-proxy", daemon=True
+        target=_thread_main,
+        args=(list(upstreams), handoff, routing),
+        name="sdk-proxy",
+        daemon=True,
     )
     thread.start()
     if not handoff.ready.wait(start_timeout):
@@ -167,3 +189,63 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     monkeypatch.setattr(socket.socket, "connect", connect)
     monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
     return refused
+
+
+# ---------------------------------------------------------------- shared by the SDK tests
+
+SDK_ENV = (
+    "GOOGLE_API_KEY", "GEMINI_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_CLOUD_PROJECT",
+    "GOOGLE_GENAI_API_VERSION", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL", "HTTP_PROXY",
+    "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy",
+)  # fmt: skip
+
+
+def sdk_offline(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """Loopback only, no SDK settings from the environment, no Google ADC lookups.
+
+    Returns the check to run after the test: nothing was refused, nothing asked for ADC."""
+    for name in SDK_ENV:
+        monkeypatch.delenv(name, raising=False)
+    adc_calls: list[Any] = []
+
+    def no_adc(*args: Any, **kwargs: Any) -> Any:
+        adc_calls.append(args)
+        raise AssertionError("google-genai asked for ADC credentials")
+
+    monkeypatch.setattr("google.auth.default", no_adc)
+    refused = loopback_only(monkeypatch)
+
+    def check() -> None:
+        assert adc_calls == [] and refused == []
+
+    return check
+
+
+def json_file(path: Path) -> Reply:
+    return Reply(headers=[(b"content-type", b"application/json")], body=path.read_bytes())
+
+
+def sse_file(path: Path) -> Reply:
+    """The sample stream, one chunk per event (CRLF-separated for Gemini, as Google sends)."""
+    raw = path.read_bytes()
+    sep = b"\r\n\r\n" if b"\r\n\r\n" in raw else b"\n\n"
+    chunks: list[bytes | trio.Event] = [e + sep for e in raw.split(sep) if e.strip()]
+    return Reply(headers=[(b"content-type", b"text/event-stream")], chunks=chunks)
+
+
+def anthropic_client(proxy: RunningProxy) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=proxy.url, api_key=CLIENT_KEY, max_retries=0, timeout=5)
+
+
+def openai_client(proxy: RunningProxy) -> openai.OpenAI:
+    return openai.OpenAI(base_url=proxy.url + "/v1", api_key=CLIENT_KEY, max_retries=0, timeout=5)
+
+
+def genai_client(proxy: RunningProxy, api_version: str | None = None) -> genai.Client:
+    options = genai_types.HttpOptions(
+        base_url=proxy.url,
+        api_version=api_version,
+        timeout=5000,  # milliseconds
+        retry_options=genai_types.HttpRetryOptions(attempts=1),
+    )
+    return genai.Client(api_key=CLIENT_KEY, http_options=options)
