@@ -173,6 +173,9 @@ def proxy_config(port: int, upstreams: list[tuple[str, str, str]]) -> str:
             f"    provider: {provider}",
             f"    base_url: {base_url}",
             "    api_key: test-key-123456789",
+            # Explicit patterns: an upstream of another dialect than the client's serves
+            # only models it is told about; the fake reads its knobs from the model name.
+            '    models: ["*"]',
         ]
     lines.append("routing: {strategy: round_robin}")
     return "\n".join(lines) + "\n"

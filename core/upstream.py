@@ -337,15 +337,23 @@ class UpstreamResponse:
         if conn is None:
             return
         try:
+            event = await conn.next_event()
             while True:
-                event = await conn.next_event()
-                if isinstance(event, h11.Data):
-                    yield bytes(event.data)
-                elif isinstance(event, h11.EndOfMessage):
+                if isinstance(event, h11.EndOfMessage):
                     self._let_go(conn, keep=True)  # done: back to the pool at once
                     return
-                else:
+                if not isinstance(event, h11.Data):
                     raise h11.RemoteProtocolError("connection closed mid-body")
+                # One chunk per network read, not per HTTP chunk: a read often brings
+                # several SSE events, and each yield costs a relay step and a client write.
+                parts = [event.data]
+                event = conn.h11.next_event()
+                while isinstance(event, h11.Data):
+                    parts.append(event.data)
+                    event = conn.h11.next_event()
+                yield bytes(parts[0]) if len(parts) == 1 else b"".join(parts)
+                if event is h11.NEED_DATA:
+                    event = await conn.next_event()
         except _EXCHANGE_ERRORS as exc:
             self._let_go(conn, keep=False)
             raise to_upstream_error(exc, conn.origin, phase="exchange") from exc
