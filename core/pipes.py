@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from core.dialects.base import DialectSpec, EventKind, Usage
-from core.sse import SSEParser
+from core.sse import SSEEvent, SSEParser
 
 
 class StreamPipe(Protocol):
@@ -30,6 +30,14 @@ class StreamPipe(Protocol):
     def close(self) -> bytes: ...
     def fail(self, kind: str, message: str) -> bytes: ...
     def usage(self) -> Usage: ...
+
+
+def _next_event_end(chunk: bytes, start: int) -> int:
+    """Index just past the next blank line (LF LF or CRLF CRLF) from start, else the end."""
+    lf = chunk.find(b"\n\n", start)
+    crlf = chunk.find(b"\r\n\r\n", start)
+    ends = [i + 2 for i in (lf,) if i >= 0] + [i + 4 for i in (crlf,) if i >= 0]
+    return min(ends) if ends else len(chunk)
 
 
 class PassthroughPipe:
@@ -48,18 +56,31 @@ class PassthroughPipe:
         return chunk
 
     def _preflight(self, chunk: bytes) -> None:
-        assert self._parser is not None
-        for event in self._parser.feed(chunk):
-            kind = self._spec.classify_event(event)
-            if kind is EventKind.ERROR:
-                self.error_reason = self._spec.error_reason(event)
-                return
-            if kind is EventKind.END:
-                self.completed = True
-            if kind is EventKind.CONTENT or kind is EventKind.END:
-                self.content_started = True
-                self._parser = None  # committed: from here on only the cheap scanner runs
-                return
+        """Parse event by event only until the first content or error event: a chunk can
+        hold a whole stream, and parsing what follows the commit point is wasted work."""
+        parser = self._parser
+        assert parser is not None
+        start, size = 0, len(chunk)
+        while start < size and parser is not None:
+            cut = _next_event_end(chunk, start)
+            for event in parser.feed(chunk[start:cut]):
+                if self._classify(event):
+                    self._parser = parser = None
+                    break
+            start = cut
+
+    def _classify(self, event: SSEEvent) -> bool:
+        """Note what the event means for the preflight; True once the verdict is in."""
+        kind = self._spec.classify_event(event)
+        if kind is EventKind.ERROR:
+            self.error_reason = self._spec.error_reason(event)
+            return True
+        if kind is EventKind.END:
+            self.completed = True
+        if kind is EventKind.CONTENT or kind is EventKind.END:
+            self.content_started = True  # committed: from here on only the scanner runs
+            return True
+        return False
 
     def close(self) -> bytes:
         _, completed = self._scanner.result()

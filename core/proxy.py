@@ -125,7 +125,7 @@ class Proxy:
             raise _no_candidate(runtime, model, ctx)
         routing = runtime.config.routing
         deadline = ctx.started + routing.deadline
-        estimate = self._estimate(ctx)
+        estimate = self._estimate(ctx, candidates)
         tried: set[str] = set()
         last: Failure | None = None
         last_state: UpstreamState | None = None
@@ -167,8 +167,11 @@ class Proxy:
                 f"{ctx.request_id}: {state.name} failed ({result.outcome.reason}), trying next",
             )
 
-    def _estimate(self, ctx: Ctx) -> float:
+    def _estimate(self, ctx: Ctx, candidates: list[UpstreamState]) -> float:
+        """Input tokens to charge token buckets with; only worked out when one is set."""
         if ctx.inbound.operation is not Operation.GENERATE:
+            return 0.0
+        if all(c.tokens_bucket is None for c in candidates):
             return 0.0
         return float(ctx.spec.estimate_input_tokens(ctx.inbound.body))
 
