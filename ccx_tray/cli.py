@@ -34,11 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.headless:
         # The tray app arrives in a later issue; until then the default is headless too.
         print("ccx-tray: the tray is not available yet; running headless", file=sys.stderr)
-    if not config_path.exists() and not args.config and not os.environ.get(paths.CONFIG_ENV):
-        # First run with the default path: start from the commented template, as a desktop
-        # app would, rather than refusing. An explicit --config that is missing is an error.
-        if init(config_path, force=False, out=sys.stderr, err=sys.stderr) != 0:
-            return 1
+    # First run with the default path: start from the commented template, as a desktop app
+    # would, rather than refusing. An explicit --config that is missing is an error.
+    first_run = not (config_path.exists() or args.config or os.environ.get(paths.CONFIG_ENV))
+    if first_run and init(config_path, force=False, out=sys.stderr, err=sys.stderr) != 0:
+        return 1
     return run_headless(config_path)
 
 
