@@ -143,8 +143,25 @@ async def _run_until_signal(config: Config, config_path: str) -> None:
                 break
 
 
+def raise_open_file_limit(wanted: int = 65536) -> None:
+    """Each proxied stream holds two sockets; desktops often start with a soft limit of 256
+    (macOS) or 1024 (Linux). Raise the soft limit toward the hard one."""
+    try:
+        import resource
+    except ImportError:  # Windows: no such limit to raise
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            log.warning("could not raise the open file limit from %d", soft)
+
+
 def run_headless(config_path: str) -> int:
     """Run the proxy without a tray until SIGINT/SIGTERM. Returns the exit code."""
+    raise_open_file_limit()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         config = load_config(config_path)

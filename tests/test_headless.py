@@ -91,3 +91,20 @@ async def test_headless_with_a_bad_config_exits_1_naming_the_line(tmp_path: Path
     assert result.returncode == 1
     err = result.stderr.decode()
     assert "config.yaml:3" in err and "provider" in err and "anthropic" in err
+
+
+def test_open_file_limit_is_raised_toward_the_hard_limit() -> None:
+    import resource
+
+    from core.engine import raise_open_file_limit
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        low = 256 if hard == resource.RLIM_INFINITY else min(256, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (low, hard))
+        raise_open_file_limit(wanted=4096)
+        raised = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        expected = 4096 if hard == resource.RLIM_INFINITY else min(4096, hard)
+        assert raised == expected
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
