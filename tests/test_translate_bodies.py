@@ -374,6 +374,134 @@ def test_a_tool_result_without_its_call_cannot_reach_gemini() -> None:
         )
 
 
+# ---------------------------------------------------------------- gemini field spellings
+# What google-genai 3.6.1 put on the wire for one generate_content call (captured against
+# a local server): proto JSON accepts both spellings and the SDK mixes them.
+GOOGLE_GENAI_BODY: dict[str, Any] = {
+    "contents": [
+        {
+            "parts": [{"text": "hi"}, {"inlineData": {"data": "iVBORw==", "mime_type": "image/png"}}],
+            "role": "user",
+        },
+        {
+            "parts": [
+                {"text": "t", "thought": True, "thoughtSignature": "c2lnMQ=="},
+                {"functionCall": {"id": "c1", "args": {"a_b": 1}, "name": "f"}, "thoughtSignature": "c2lnMg=="},
+            ],
+            "role": "model",
+        },
+        {"parts": [{"functionResponse": {"id": "c1", "name": "f", "response": {"output": "ok"}}}], "role": "user"},
+    ],
+    "systemInstruction": {"parts": [{"text": "be nice"}], "role": "user"},
+    "tools": [
+        {
+            "functionDeclarations": [
+                {
+                    "description": "d",
+                    "name": "f",
+                    "parameters_json_schema": {"type": "object", "properties": {"a_b": {"type": "integer"}}},
+                },
+                {
+                    "name": "g",
+                    "parameters": {
+                        "properties": {"max_len": {"max_length": 3, "type": "STRING"}},
+                        "type": "OBJECT",
+                    },
+                },
+            ]
+        }
+    ],
+    "toolConfig": {"functionCallingConfig": {"allowedFunctionNames": ["f"], "mode": "ANY"}},
+    "generationConfig": {
+        "temperature": 0.1,
+        "maxOutputTokens": 100,
+        "stopSequences": ["x"],
+        "thinkingConfig": {"include_thoughts": True, "thinking_budget": 1024},
+    },
+}  # fmt: skip
+
+
+def _snake_case(value: Any) -> Any:
+    """Every field name in snake_case, user data (args, response, schemas) untouched."""
+    from core.translate.gemini_fields import OPAQUE
+
+    if isinstance(value, list):
+        return [_snake_case(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    snake = {k: "".join("_" + ch.lower() if ch.isupper() else ch for ch in k) for k in value}
+    return {
+        snake[k]: v if k in OPAQUE or k == "parameters" else _snake_case(v)
+        for k, v in value.items()
+    }
+
+
+def test_gemini_requests_read_the_same_in_either_field_spelling() -> None:
+    req = gemini.read_request(GOOGLE_GENAI_BODY, model="g")
+    assert req.system == (c.Text(text="be nice"),)
+    assert req.messages[0].parts[1] == c.Image(media_type="image/png", data="iVBORw==")
+    assert req.tools[0].parameters == {"type": "object", "properties": {"a_b": {"type": "integer"}}}
+    # an OpenAPI schema: keywords renamed, the property name `max_len` kept
+    assert req.tools[1].parameters == {
+        "type": "object",
+        "properties": {"max_len": {"type": "string", "maxLength": 3}},
+    }
+    assert req.reasoning == c.ReasoningConfig(budget_tokens=1024, include_thoughts=True)
+    call = req.messages[1].parts[1]
+    assert isinstance(call, c.ToolCall) and json.loads(call.arguments) == {"a_b": 1}
+    assert call.signature == "c2lnMg=="
+    assert req.tool_choice == c.ToolChoice(mode="tool", name="f")
+    all_snake = _snake_case(GOOGLE_GENAI_BODY)
+    assert (
+        "system_instruction" in all_snake
+        and "function_call" in all_snake["contents"][1]["parts"][1]
+    )
+    assert gemini.read_request(all_snake, model="g") == req
+    to_claude = api.translate_request(
+        all_snake, src=Dialect.GEMINI, dst=Dialect.ANTHROPIC, model="claude", client_model="g"
+    )
+    assert to_claude["system"] == "be nice"
+    assert to_claude["tool_choice"] == {"type": "tool", "name": "f"}
+
+
+def test_gemini_count_tokens_reads_snake_case_too() -> None:
+    body = {
+        "generate_content_request": {"contents": [{"role": "user", "parts": [{"text": "hello"}]}]}
+    }
+    out = api.count_tokens_request(body, src=Dialect.GEMINI, dst=Dialect.ANTHROPIC, model="claude")
+    assert out["messages"] == [{"role": "user", "content": [{"type": "text", "text": "hello"}]}]
+    assert estimate_count_tokens(body, src=Dialect.GEMINI) > 3
+
+
+def test_a_streamed_thought_replayed_by_a_gemini_client_is_one_signed_thought() -> None:
+    """Streams give thought text first and the signature last; the signature covers all."""
+    body = {
+        "contents": [
+            {"role": "user", "parts": [{"text": "q"}]},
+            {
+                "role": "model",
+                "parts": [
+                    {"text": "Think ", "thought": True},
+                    {"text": "more.", "thought": True},
+                    {"text": "", "thought": True, "thoughtSignature": "c2ln"},
+                    {"text": "Answer", "thoughtSignature": "dGV4dHNpZw=="},
+                ],
+            },
+        ]
+    }
+    parts = gemini.read_request(body, model="g").messages[1].parts
+    assert parts == (
+        c.Reasoning(text="Think more.", signature="ccx:gemini:c2ln"),
+        c.Reasoning(signature="ccx:gemini:dGV4dHNpZw=="),
+        c.Text(text="Answer"),
+    )
+    back = gemini.write_request(gemini.read_request(body, model="g"), model="gemini-3-pro")
+    assert back["contents"][1]["parts"] == [
+        {"thought": True, "text": "Think more.", "thoughtSignature": "c2ln"},
+        {"text": "Answer", "thoughtSignature": "dGV4dHNpZw=="},
+    ]
+
+
 # ---------------------------------------------------------------- errors and count_tokens
 def test_upstream_errors_become_the_client_dialect_error_with_the_message() -> None:
     gemini_429 = json.dumps(

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from core.dialects import Dialect
 from core.sse import SSEEvent, SSEParser
+from core.translate import api, common, gemini
 from core.translate.streams import StreamTranslator, translator
 
 DATA = pathlib.Path(__file__).parent / "data" / "translate_streams"
@@ -189,24 +190,194 @@ def test_tool_ids_survive_from_upstreams_that_have_them() -> None:
     view = client_view(
         Dialect.ANTHROPIC, translate(Dialect.GEMINI, Dialect.ANTHROPIC, [upstream(Dialect.GEMINI)])
     )
-    assert [c[0] for c in view["calls"]] == ["call_0", "call_1"]  # Gemini gave none
+    ids = [common.split_signature(c[0]) for c in view["calls"]]
+    # Gemini gave no ids; the first call's thoughtSignature rides in its id.
+    assert ids == [("call_0", "CpwBAdHtim9+/sig"), ("call_1", None)]
 
 
-def test_thinking_signatures_reach_clients_that_can_carry_them() -> None:
+def test_thinking_signatures_reach_clients_tagged_with_their_family() -> None:
+    """Stream encoders follow the body rules: a foreign token is tagged for the client."""
     anthropic_to_gemini = payloads(
         translate(Dialect.ANTHROPIC, Dialect.GEMINI, [upstream(Dialect.ANTHROPIC)])
     )
     sigs = [
-        p.get("thoughtSignature")
+        gemini.read_signature(p["thoughtSignature"])
         for _, d in anthropic_to_gemini
         for p in (d["candidates"][0].get("content") or {}).get("parts", ())
+        if "thoughtSignature" in p
     ]
-    assert "EqQBCkYIARgCIkDsig+/Zw==" in sigs
+    assert sigs == ["ccx:anthropic:EqQBCkYIARgCIkDsig+/Zw=="]
+    responses_to_anthropic = payloads(
+        translate(Dialect.OPENAI_RESPONSES, Dialect.ANTHROPIC, [upstream(Dialect.OPENAI_RESPONSES)])
+    )
+    deltas = [d["delta"] for _, d in responses_to_anthropic if d["type"] == "content_block_delta"]
+    # encrypted_content after visible thinking signs that thinking block, as bodies do
+    assert {"type": "signature_delta", "signature": "ccx:openai:gAAAAABoENC="} in deltas
     gemini_to_anthropic = payloads(
         translate(Dialect.GEMINI, Dialect.ANTHROPIC, [upstream(Dialect.GEMINI)])
     )
     deltas = [d["delta"] for _, d in gemini_to_anthropic if d["type"] == "content_block_delta"]
-    assert {"type": "signature_delta", "signature": "CpwBAdHtim9+/sig"} in deltas
+    assert not [d for d in deltas if d["type"] == "signature_delta"], "call signatures ride in ids"
+
+
+# ------------------------------------------------------------------ replay across turns
+def anthropic_message(raw: bytes) -> dict[str, Any]:
+    """The assistant message an Anthropic SDK accumulates from a stream."""
+    blocks: dict[int, dict[str, Any]] = {}
+    for _, d in payloads(raw):
+        if d["type"] == "content_block_start":
+            blocks[d["index"]] = dict(d["content_block"]) | {"_json": ""}
+        elif d["type"] == "content_block_delta":
+            block, delta = blocks[d["index"]], d["delta"]
+            if delta["type"] == "text_delta":
+                block["text"] += delta["text"]
+            elif delta["type"] == "thinking_delta":
+                block["thinking"] += delta["thinking"]
+            elif delta["type"] == "signature_delta":
+                block["signature"] = delta["signature"]
+            elif delta["type"] == "input_json_delta":
+                block["_json"] += delta["partial_json"]
+    content = []
+    for _, block in sorted(blocks.items()):
+        partial = block.pop("_json")
+        if block["type"] == "tool_use":
+            block["input"] = json.loads(partial or "{}")
+        content.append(block)
+    return {"role": "assistant", "content": content}
+
+
+def chat_message(raw: bytes) -> dict[str, Any]:
+    """The assistant message an OpenAI chat client accumulates from a stream."""
+    calls: dict[int, dict[str, Any]] = {}
+    text = ""
+    for _, d in payloads(raw):
+        if d == "[DONE]":
+            continue
+        for choice in d["choices"]:
+            text += choice["delta"].get("content") or ""
+            for tc in choice["delta"].get("tool_calls") or ():
+                call = calls.setdefault(
+                    tc["index"], {"type": "function", "function": {"arguments": ""}}
+                )
+                call["id"] = tc.get("id") or call.get("id")
+                call["function"]["name"] = tc.get("function", {}).get("name") or call[
+                    "function"
+                ].get("name")
+                call["function"]["arguments"] += tc.get("function", {}).get("arguments") or ""
+    return {
+        "role": "assistant",
+        "content": text,
+        "tool_calls": [c for _, c in sorted(calls.items())],
+    }
+
+
+def responses_output(raw: bytes) -> list[dict[str, Any]]:
+    """The output items a Responses client keeps (Codex replays them as `input`)."""
+    done = [d for _, d in payloads(raw) if d["type"] == "response.completed"]
+    return list(done[0]["response"]["output"])
+
+
+GEMINI3_UPSTREAM = (
+    b'data: {"candidates":[{"content":{"role":"model","parts":[{"text":"Need the file.",'
+    b'"thought":true,"thoughtSignature":"VGhvdWdodFNpZw=="}]},"index":0}],'
+    b'"modelVersion":"gemini-3-pro-preview","responseId":"r3"}\n\n'
+    b'data: {"candidates":[{"content":{"role":"model","parts":[{"functionCall":{"name":"read_file",'
+    b'"args":{"path":"a.py"}},"thoughtSignature":"Q2FsbFNpZw=="},{"functionCall":{"name":"read_file",'
+    b'"args":{"path":"b.py"}}}]},"finishReason":"STOP","index":0}],"usageMetadata":'
+    b'{"promptTokenCount":10,"candidatesTokenCount":5,"totalTokenCount":15},'
+    b'"modelVersion":"gemini-3-pro-preview","responseId":"r3"}\n\n'
+)
+
+
+def _next_turn_to_gemini(client: Dialect, raw: bytes) -> dict[str, Any]:
+    """Feed the streaming client's view back as its next request, bound for Gemini 3."""
+    body: dict[str, Any]
+    if client is Dialect.ANTHROPIC:
+        msg = anthropic_message(raw)
+        results = [
+            {"type": "tool_result", "tool_use_id": b["id"], "content": "print(1)"}
+            for b in msg["content"]
+            if b["type"] == "tool_use"
+        ]
+        body = {
+            "model": "claude",
+            "max_tokens": 1000,
+            "messages": [
+                {"role": "user", "content": "read a.py and b.py"},
+                msg,
+                {"role": "user", "content": results},
+            ],
+        }
+    elif client is Dialect.OPENAI_CHAT:
+        msg = chat_message(raw)
+        results = [
+            {"role": "tool", "tool_call_id": c["id"], "content": "print(1)"}
+            for c in msg["tool_calls"]
+        ]
+        body = {"model": "gpt", "messages": [{"role": "user", "content": "read"}, msg, *results]}
+    else:
+        items = responses_output(raw)
+        results = [
+            {"type": "function_call_output", "call_id": i["call_id"], "output": "print(1)"}
+            for i in items
+            if i["type"] == "function_call"
+        ]
+        body = {"model": "gpt", "input": ["read"] and [{"role": "user", "content": "read"}]}
+        body["input"] += items + results
+    return api.translate_request(
+        body, src=client, dst=Dialect.GEMINI, model="gemini-3-pro-preview", client_model="c"
+    )
+
+
+@pytest.mark.parametrize(
+    "client", [Dialect.ANTHROPIC, Dialect.OPENAI_CHAT, Dialect.OPENAI_RESPONSES], ids=str
+)
+def test_a_gemini3_tool_loop_keeps_its_signatures_through_a_streaming_client(
+    client: Dialect,
+) -> None:
+    raw = translate(Dialect.GEMINI, client, [GEMINI3_UPSTREAM])
+    out = _next_turn_to_gemini(client, raw)
+    model_turn = out["contents"][1]
+    assert model_turn["role"] == "model"
+    calls = [p for p in model_turn["parts"] if "functionCall" in p]
+    assert [c["functionCall"]["id"] for c in calls] == ["call_0", "call_1"]
+    assert calls[0]["thoughtSignature"] == "Q2FsbFNpZw=="  # Gemini's own, raw
+    assert "thoughtSignature" not in calls[1]  # only the first call of a step is signed
+    results = [p["functionResponse"] for p in out["contents"][2]["parts"]]
+    assert [(r["id"], r["name"]) for r in results] == [
+        ("call_0", "read_file"),
+        ("call_1", "read_file"),
+    ]
+    thoughts = [p for p in model_turn["parts"] if p.get("thought")]
+    if client is Dialect.OPENAI_CHAT:
+        assert thoughts == []  # Chat has no reasoning field: the thought is not replayed
+    else:
+        assert thoughts == [
+            {"thought": True, "text": "Need the file.", "thoughtSignature": "VGhvdWdodFNpZw=="}
+        ]
+
+
+def test_streamed_reasoning_replays_to_its_own_family_only() -> None:
+    """OpenAI encrypted_content streamed to an Anthropic client goes back to OpenAI only."""
+    raw = translate(
+        Dialect.OPENAI_RESPONSES, Dialect.ANTHROPIC, [upstream(Dialect.OPENAI_RESPONSES)]
+    )
+    msg = anthropic_message(raw)
+    body = {"model": "c", "max_tokens": 100, "messages": [{"role": "user", "content": "w"}, msg]}
+    to_openai = api.translate_request(
+        body, src=Dialect.ANTHROPIC, dst=Dialect.OPENAI_RESPONSES, model="gpt-5", client_model="c"
+    )
+    reasoning = [i for i in to_openai["input"] if i["type"] == "reasoning"]
+    assert [r["encrypted_content"] for r in reasoning] == ["gAAAAABoENC="]
+    to_anthropic = api.translate_request(
+        {**body, "model": "x"},
+        src=Dialect.ANTHROPIC,
+        dst=Dialect.ANTHROPIC,
+        model="claude",
+        client_model="c",
+    )
+    kinds = [b["type"] for b in to_anthropic["messages"][1]["content"]]
+    assert "thinking" not in kinds and "redacted_thinking" not in kinds
 
 
 # ------------------------------------------------------------------ client grammars

@@ -21,6 +21,7 @@ from core.dialects import Dialect
 from core.dialects.registry import SPECS
 from core.translate import anthropic, canonical, gemini, openai_chat, openai_responses
 from core.translate.estimate import estimate_count_tokens as estimate_count_tokens
+from core.translate.gemini_fields import camel_request
 
 _MODULES = {
     Dialect.ANTHROPIC: anthropic,
@@ -99,6 +100,7 @@ def count_tokens_request(
 ) -> dict[str, Any]:
     """Anthropic count_tokens body <-> Gemini countTokens body."""
     if src == Dialect.GEMINI:
+        body = camel_request(body)  # proto JSON: snake_case field names are valid too
         inner = body.get("generateContentRequest") or {"contents": body.get("contents") or []}
         req = gemini.read_request(inner, model=model)
     else:

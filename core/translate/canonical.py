@@ -140,7 +140,8 @@ class Response:
 # ---------------------------------------------------------------- stream events
 # A stream is: Start, then blocks (BlockStart, deltas, BlockStop) indexed from 0 in order,
 # then Finish, then End; or an ErrorEvent at any point. Usage may arrive in Start (input)
-# and in Finish (final, cumulative).
+# and in Finish (final, cumulative). Opaque reasoning tokens follow the body rules of
+# common.py: decoders tag them with their family, encoders emit them for their client.
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -157,6 +158,7 @@ class BlockStart:
     tool_id: str | None = None  # tool_call only
     tool_name: str | None = None
     tool_kind: Literal["function", "custom"] = "function"
+    signature: str | None = None  # tool_call only: Gemini thoughtSignature (as ToolCall.signature)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -15,6 +15,7 @@ from typing import Any
 
 from core.dialects import Dialect
 from core.translate import canonical as c
+from core.translate.gemini_fields import camel_request
 
 PER_MESSAGE = 4
 PER_TOOL = 8
@@ -25,8 +26,9 @@ PER_IMAGE = 85
 def estimate_count_tokens(body: dict[str, Any], *, src: Dialect) -> int:
     from core.translate.api import read_request  # api imports this module
 
-    if src == Dialect.GEMINI and "generateContentRequest" in body:
-        body = body["generateContentRequest"]
+    if src == Dialect.GEMINI:
+        body = camel_request(body)  # proto JSON: snake_case field names are valid too
+        body = body.get("generateContentRequest") or body
     req = read_request({**body, "max_tokens": body.get("max_tokens") or 1}, src)
     chars = sum(len(t.text) for t in req.system)
     tokens = PRIMER + (PER_MESSAGE if req.system else 0)

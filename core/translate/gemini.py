@@ -15,8 +15,11 @@ Rules:
   signature on a plain part) is re-attached to the part that follows it. Gemini 3 wants a
   signature on the first call of each model step: history from another family gets the
   documented validator-skip value instead.
-- Schemas: written as `parametersJsonSchema` (full JSON Schema); read from either field,
-  OpenAPI upper-case type names lowered so other dialects accept them.
+- Field names: both proto-JSON spellings are read (`inline_data` = `inlineData`,
+  gemini_fields.py); camelCase is written.
+- Schemas: written as `parametersJsonSchema`, reduced to the JSON Schema subset Gemini
+  documents (gemini_schema.for_gemini); read from either field, OpenAPI upper-case type
+  names lowered so other dialects accept them.
 - Dropped on purpose: safetySettings, hosted tools (googleSearch, codeExecution, ...),
   `parallel` tool choice, `user` (no Gemini field), redacted reasoning of other families.
 """
@@ -31,7 +34,8 @@ from typing import Any, Literal
 from core.errors import BadRequest
 from core.translate import canonical as c
 from core.translate import common as k
-from core.translate.gemini_schema import lower_schema
+from core.translate.gemini_fields import camel_request
+from core.translate.gemini_schema import for_gemini, lower_schema
 
 FAMILY: k.Family = "gemini"
 SKIP_SIGNATURE = "skip_thought_signature_validator"  # Gemini docs: history from other models
@@ -57,6 +61,7 @@ FINISH_OUT = {
 
 # ---------------------------------------------------------------- request: read
 def read_request(body: dict[str, Any], *, model: str = "") -> c.Request:
+    body = camel_request(body)  # google-genai mixes snake_case and camelCase field names
     if body.get("cachedContent"):
         raise BadRequest("cachedContent: server-side caches cannot be translated")
     gen = body.get("generationConfig") or {}
@@ -92,20 +97,41 @@ def _read_contents(contents: list[Any]) -> tuple[c.Message, ...]:
         role: Literal["user", "assistant"] = (
             "assistant" if content.get("role") == "model" else "user"
         )
-        parts = tuple(
-            _read_part(p, f"contents[{i}].parts[{j}]", pending, counter)
-            for j, p in enumerate(content.get("parts") or [])
-        )
-        out.append(c.Message(role=role, parts=parts))
+        parts = _read_parts(content.get("parts") or [], f"contents[{i}]", pending, counter)
+        out.append(c.Message(role=role, parts=tuple(parts)))
     return tuple(out)
+
+
+def _read_parts(
+    raw: list[Any], where: str, pending: list[tuple[str, str]], counter: list[int]
+) -> list[c.Part]:
+    """Parts in order. A streamed thought arrives in pieces with the signature on the last
+    one: unsigned thought pieces join the thought that follows (one Reasoning, as the
+    signature covers all of it). A signature on a text part becomes a signature-only
+    Reasoning just before the text, the shape the writer re-attaches."""
+    out: list[c.Part] = []
+    joinable = False  # the last part is an unsigned thought
+    for j, part in enumerate(raw):
+        sig = read_signature(part.get("thoughtSignature"))
+        if part.get("thought"):
+            text = part.get("text", "")
+            prev = out.pop() if joinable else None
+            if isinstance(prev, c.Reasoning):
+                text = prev.text + text
+            out.append(c.Reasoning(text=text, signature=k.tag(sig, FAMILY)))
+            joinable = sig is None
+            continue
+        joinable = False
+        if "text" in part and sig:
+            out.append(c.Reasoning(signature=k.tag(sig, FAMILY)))
+        out.append(_read_part(part, f"{where}.parts[{j}]", pending, counter))
+    return out
 
 
 def _read_part(
     part: dict[str, Any], where: str, pending: list[tuple[str, str]], counter: list[int]
 ) -> c.Part:
     sig = read_signature(part.get("thoughtSignature"))
-    if part.get("thought"):
-        return c.Reasoning(text=part.get("text", ""), signature=k.tag(sig, FAMILY))
     if "text" in part:
         return c.Text(text=part["text"])
     if "functionCall" in part:
@@ -252,7 +278,7 @@ def _write_content(msg: c.Message, index: int, model: str) -> dict[str, Any]:
     carried: str | None = None  # a signature-only Reasoning waits for the next part
     for part in msg.parts:
         if isinstance(part, c.Reasoning) and not part.text:
-            carried = k.emit_token(part.signature, FAMILY, to_client=False) or carried
+            carried = _token(part, to_client=False) or carried
             continue
         for out in _write_part(part, index, to_client=False):
             if carried and "thought" not in out and "thoughtSignature" not in out:
@@ -285,13 +311,22 @@ def _write_part(part: c.Part, index: int, *, to_client: bool) -> list[dict[str, 
         return [out]
     if isinstance(part, c.ToolResult):
         return _write_result(part, index)
-    sig = k.emit_token(part.signature, FAMILY, to_client=to_client)
+    sig = _token(part, to_client=to_client)
     if sig is None and not (to_client and part.text):
         return []  # a thought Gemini cannot verify is not replayed; redacted has no field
     thought: dict[str, Any] = {"thought": True, "text": part.text}
     if sig is not None:
         thought["thoughtSignature"] = write_signature(sig)
     return [thought]
+
+
+def _token(part: c.Reasoning, *, to_client: bool) -> str | None:
+    """The thoughtSignature to write. A Responses client hands a Gemini signature back as
+    encrypted_content, which its reader keeps as `redacted`: still Gemini's to replay."""
+    sig = k.emit_token(part.signature, FAMILY, to_client=to_client)
+    if sig is None and part.redacted and k.token_family(part.redacted) == FAMILY:
+        sig = k.emit_token(part.redacted, FAMILY, to_client=to_client)
+    return sig
 
 
 def write_signature(token: str) -> str:
@@ -337,7 +372,7 @@ def _write_tool(tool: c.Tool) -> dict[str, Any]:
     out: dict[str, Any] = {"name": tool.name}
     if tool.description:
         out["description"] = tool.description
-    out["parametersJsonSchema"] = schema
+    out["parametersJsonSchema"] = for_gemini(schema)
     return out
 
 
@@ -373,11 +408,12 @@ def read_response(body: dict[str, Any]) -> c.Response:
     cand = candidates[0] if candidates else {}
     pending: list[tuple[str, str]] = []
     counter = [0]  # call_<n> counts calls in the response, as the stream decoder does
-    parts = []
-    for j, p in enumerate((cand.get("content") or {}).get("parts") or []):
-        part = _read_part(p, f"candidates[0].content.parts[{j}]", pending, counter)
-        if isinstance(part, c.Text | c.ToolCall | c.Reasoning):
-            parts.append(part)
+    raw = (cand.get("content") or {}).get("parts") or []
+    parts = [
+        part
+        for part in _read_parts(raw, "candidates[0].content", pending, counter)
+        if isinstance(part, c.Text | c.ToolCall | c.Reasoning)
+    ]
     u = body.get("usageMetadata") or {}
     thoughts = u.get("thoughtsTokenCount") or 0
     return c.Response(

@@ -14,6 +14,12 @@ Rules:
   reasoning block whose only delta carries `redacted`. The encoder opens reasoning blocks
   lazily so it can choose between `thinking` and `redacted_thinking` on the first delta.
 - The encoder numbers client blocks itself (a dropped empty block never leaves a gap).
+- Opaque tokens follow the body rules (common.py): the decoder tags signatures and
+  redacted data `ccx:anthropic:`; the encoder emits them raw when Anthropic minted them,
+  tagged otherwise, so the client hands them back next turn. A foreign redacted token
+  (OpenAI encrypted_content) arriving after visible thinking is that thinking block's
+  signature, as anthropic.py writes it; alone, it is a redacted_thinking block. A Gemini
+  function-call signature rides in the tool_use id (`<id>__ccxsig__<b64url>`).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import json
 from typing import Any
 
 from core.sse import SSEEvent
+from core.translate import common
 from core.translate.canonical import (
     BlockStart,
     BlockStop,
@@ -37,6 +44,7 @@ from core.translate.canonical import (
     Usage,
 )
 
+FAMILY: common.Family = "anthropic"
 EARLY_END = "upstream stream ended early"
 
 _STOP_IN: dict[str, StopReason] = {
@@ -172,14 +180,16 @@ class Decoder:
                     ReasoningDelta(
                         index=index,
                         text=block.get("thinking") or "",
-                        signature=block.get("signature") or None,
+                        signature=common.tag(block.get("signature"), FAMILY),
                     )
                 )
             return out
         if btype == "redacted_thinking":
             return [
                 BlockStart(index=index, kind="reasoning"),
-                ReasoningDelta(index=index, redacted=str(block.get("data", ""))),
+                ReasoningDelta(
+                    index=index, redacted=common.tag(str(block.get("data", "")), FAMILY)
+                ),
             ]
         out = [BlockStart(index=index, kind="text")]
         if block.get("text"):
@@ -197,7 +207,8 @@ class Decoder:
         if dtype == "thinking_delta":
             return [ReasoningDelta(index=index, text=delta.get("thinking", ""))]
         if dtype == "signature_delta":
-            return [ReasoningDelta(index=index, signature=delta.get("signature", ""))]
+            signature = common.tag(delta.get("signature"), FAMILY)
+            return [ReasoningDelta(index=index, signature=signature)] if signature else []
         return []  # citations_delta and future deltas have no canonical meaning
 
     def _block_stop(self, data: dict[str, Any]) -> list[StreamEvent]:
@@ -309,9 +320,10 @@ class Encoder:
         if event.kind == "reasoning":
             return b""  # opened by its first delta: thinking or redacted_thinking
         if event.kind == "tool_call":
+            tool_id = event.tool_id or f"toolu_{event.index}"
             block: dict[str, Any] = {
                 "type": "tool_use",
-                "id": event.tool_id or f"toolu_{event.index}",
+                "id": common.id_with_signature(tool_id, event.signature),
                 "name": event.tool_name or "",
                 "input": {},
             }
@@ -340,17 +352,25 @@ class Encoder:
     def _reasoning(self, event: ReasoningDelta) -> bytes:
         i = event.index
         out = b""
-        if event.redacted is not None:
-            if i in self._open:  # a thinking block is open: the redacted part is its own block
+        signature = common.emit_token(event.signature or None, FAMILY, to_client=True)
+        redacted = common.emit_token(event.redacted or None, FAMILY, to_client=True)
+        if redacted is not None and common.token_family(redacted) is not None:
+            signature = signature or redacted  # foreign opaque token: the block's signature
+            redacted = None
+            if i not in self._open and not event.text:
+                out += self._open_block(i, {"type": "redacted_thinking", "data": signature})
+                return out + self._close(i)
+        if redacted is not None:  # Anthropic's own redacted_thinking: a block of its own
+            if i in self._open:
                 out += self._close(i)
-            out += self._open_block(i, {"type": "redacted_thinking", "data": event.redacted})
+            out += self._open_block(i, {"type": "redacted_thinking", "data": redacted})
             return out + self._close(i)
         if i not in self._open:
             out += self._open_block(i, {"type": "thinking", "thinking": "", "signature": ""})
         if event.text:
             out += self._delta(i, {"type": "thinking_delta", "thinking": event.text})
-        if event.signature:
-            out += self._delta(i, {"type": "signature_delta", "signature": event.signature})
+        if signature:
+            out += self._delta(i, {"type": "signature_delta", "signature": signature})
         return out
 
     def _close(self, index: int) -> bytes:

@@ -12,11 +12,15 @@ Rules:
 - Gemini may give no call ids: the decoder synthesises `call_<n>` (n = the call's position
   in the response, the canonical.py convention); the encoder keeps given ids in
   `functionCall.id` so a client can echo them in `functionResponse.id`.
-- Canonical stream events carry no signature on tool or text blocks, so a
-  `thoughtSignature` on a non-thought part is decoded as a signature-only reasoning block
-  just before that part; the encoder writes a signature as `{"thought": true, "text": "",
-  "thoughtSignature": ...}` when it is not attached to thought text. Redacted reasoning
-  has no Gemini field and is dropped on purpose.
+- Signatures follow the body rules (common.py, gemini.py). A thought part's signature is
+  tagged `ccx:gemini:` and ends its reasoning block (one signed thought, one block, as the
+  body reader makes one Reasoning per part). A functionCall part's signature rides on the
+  tool BlockStart (raw, like ToolCall.signature), so non-Gemini clients get it inside the
+  tool id. A signature on a text part becomes a signature-only reasoning block just before
+  that part (the Gemini writer re-attaches it to the part that follows). The encoder
+  writes a signature the client can return: raw when Gemini minted it, else the tagged
+  token base64-wrapped; a signature-only block becomes `{"thought": true, "text": "",
+  "thoughtSignature": ...}`. Redacted reasoning has no Gemini field and is dropped.
 - Usage: `candidatesTokenCount` excludes `thoughtsTokenCount`; canonical output includes
   reasoning, so the decoder adds them and the encoder splits them again.
 - End: the chunk with `finishReason` ends the stream; closing before it is an early end.
@@ -28,6 +32,7 @@ import json
 from typing import Any
 
 from core.sse import SSEEvent
+from core.translate import common
 from core.translate.canonical import (
     BlockStart,
     BlockStop,
@@ -42,7 +47,9 @@ from core.translate.canonical import (
     ToolArgsDelta,
     Usage,
 )
+from core.translate.gemini import read_signature, write_signature
 
+FAMILY: common.Family = "gemini"
 EARLY_END = "upstream stream ended early"
 
 _FILTERED = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY"}
@@ -169,21 +176,26 @@ class Decoder:
         return i
 
     def _part(self, part: dict[str, Any], out: list[StreamEvent]) -> None:
-        signature = part.get("thoughtSignature")
+        raw = read_signature(part.get("thoughtSignature"))
+        if isinstance(part.get("functionCall"), dict):
+            self._call(part["functionCall"], raw, out)
+            return
+        signature = common.tag(raw, FAMILY)
         if part.get("thought"):
             i = self._block("reasoning", out)
             out.append(ReasoningDelta(index=i, text=str(part.get("text", "")), signature=signature))
+            if signature:
+                self._close_open(out)  # a signature ends its thought, as one body part
             return
-        if signature:  # a signature carried by a text or call part: its own reasoning block
+        if signature:  # a signature on a text part: a signature-only block before it
             i = self._block("reasoning", out)
-            out.append(ReasoningDelta(index=i, signature=str(signature)))
-        if isinstance(part.get("functionCall"), dict):
-            self._call(part["functionCall"], out)
-        elif isinstance(part.get("text"), str) and part["text"]:
+            out.append(ReasoningDelta(index=i, signature=signature))
+            self._close_open(out)
+        if isinstance(part.get("text"), str) and part["text"]:
             i = self._block("text", out)
             out.append(TextDelta(index=i, text=part["text"]))
 
-    def _call(self, call: dict[str, Any], out: list[StreamEvent]) -> None:
+    def _call(self, call: dict[str, Any], signature: str | None, out: list[StreamEvent]) -> None:
         self._close_open(out)
         i = self._next
         self._next += 1
@@ -191,7 +203,11 @@ class Decoder:
         self._calls += 1
         out.append(
             BlockStart(
-                index=i, kind="tool_call", tool_id=tool_id, tool_name=str(call.get("name", ""))
+                index=i,
+                kind="tool_call",
+                tool_id=tool_id,
+                tool_name=str(call.get("name", "")),
+                signature=signature,
             )
         )
         out.append(ToolArgsDelta(index=i, partial_json=_dumps(call.get("args") or {})))
@@ -224,7 +240,8 @@ class Encoder:
     def __init__(self, *, model: str) -> None:
         self._model = model
         self._tail = ""  # ',"modelVersion":...,"responseId":...}' suffix of every chunk
-        self._tools: dict[int, tuple[str | None, str, str, list[str]]] = {}  # id, name, kind, args
+        # canonical index -> (id, name, kind, signature, argument fragments)
+        self._tools: dict[int, tuple[str | None, str, str, str | None, list[str]]] = {}
         self._finished = False
 
     def feed(self, event: StreamEvent) -> bytes:
@@ -235,7 +252,7 @@ class Encoder:
                 return self._parts([{"text": t}]) if t else b""
             case ToolArgsDelta(index=i, partial_json=p):
                 if i in self._tools:
-                    self._tools[i][3].append(p)
+                    self._tools[i][4].append(p)
                 return b""
             case ReasoningDelta(text=t, signature=s):
                 return self._reasoning(t, s)
@@ -244,6 +261,7 @@ class Encoder:
                     event.tool_id,
                     event.tool_name or "",
                     event.tool_kind,
+                    event.signature,
                     [],
                 )
                 return b""
@@ -273,15 +291,16 @@ class Encoder:
         return self._chunk({"content": {"parts": parts, "role": "model"}, "index": 0})
 
     def _reasoning(self, text: str, signature: str | None) -> bytes:
-        if not text and not signature:
+        token = common.emit_token(signature or None, FAMILY, to_client=True)
+        if not text and not token:
             return b""
         part: dict[str, Any] = {"text": text, "thought": True}
-        if signature:
-            part["thoughtSignature"] = signature
+        if token:
+            part["thoughtSignature"] = write_signature(token)
         return self._parts([part])
 
     def _call(self, index: int) -> bytes:
-        tool_id, name, kind, fragments = self._tools.pop(index)
+        tool_id, name, kind, signature, fragments = self._tools.pop(index)
         raw = "".join(fragments)
         args: Any
         if kind == "custom":
@@ -294,7 +313,10 @@ class Encoder:
         call: dict[str, Any] = {"name": name, "args": args if isinstance(args, dict) else {}}
         if tool_id:
             call["id"] = tool_id
-        return self._parts([{"functionCall": call}])
+        part: dict[str, Any] = {"functionCall": call}
+        if signature:
+            part["thoughtSignature"] = signature
+        return self._parts([part])
 
     def _finish(self, event: Finish) -> bytes:
         out = b"".join(self._call(i) for i in sorted(self._tools))

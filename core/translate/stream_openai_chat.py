@@ -11,7 +11,8 @@ Rules:
 - Reasoning has no official Chat field. The decoder reads `reasoning_content` (DeepSeek,
   vLLM) and `reasoning` (OpenRouter); the encoder writes `delta.reasoning_content`, the
   de-facto field those clients read. Signatures and redacted reasoning have no Chat field
-  and are dropped on purpose.
+  and are dropped on purpose; a Gemini function-call signature rides in the tool call id
+  (`<id>__ccxsig__<b64url>`, common.py) like openai_chat.py writes it.
 - Chat has no block boundaries, so the decoder opens a block when the delta kind (text,
   reasoning, a new tool index) changes and closes the previous one.
 - Ending: `[DONE]` ends the stream. If the upstream closes after a `finish_reason` but
@@ -26,6 +27,7 @@ import time
 from typing import Any
 
 from core.sse import SSEEvent
+from core.translate import common
 from core.translate.canonical import (
     BlockStart,
     BlockStop,
@@ -311,7 +313,7 @@ class Encoder:
         slot = self._tool_slots[event.index] = len(self._tool_slots)
         call = {
             "index": slot,
-            "id": event.tool_id or f"call_{event.index}",
+            "id": common.id_with_signature(event.tool_id or f"call_{event.index}", event.signature),
             "type": "function",
             "function": {"name": event.tool_name or "", "arguments": ""},
         }

@@ -15,9 +15,12 @@ Rules:
 - One canonical block is one output item (a text block is a message item with one
   output_text part). Item ids are synthesised from the response id; tool `call_id`s are
   the canonical tool ids, kept as given.
-- Reasoning text is written as a reasoning summary (what Codex and the SDK display);
-  `redacted` becomes the item's `encrypted_content`. Anthropic signatures have no field
-  here and are dropped on purpose.
+- Reasoning text is written as a reasoning summary (what Codex and the SDK display).
+  Opaque tokens follow the body rules (common.py): the decoder tags `encrypted_content`
+  `ccx:openai:`; the encoder writes the item's `encrypted_content` raw when OpenAI minted
+  it, else the tagged foreign token (an Anthropic signature, a Gemini thoughtSignature),
+  so the client hands it back next turn. A Gemini function-call signature rides in the
+  call_id (`<id>__ccxsig__<b64url>`); the item id keeps the plain id.
 - Errors are written as an `error` event followed by `response.failed`, so clients that
   watch either one stop with an error, never a clean end.
 """
@@ -29,6 +32,7 @@ import time
 from typing import Any
 
 from core.sse import SSEEvent
+from core.translate import common
 from core.translate.canonical import (
     BlockStart,
     BlockStop,
@@ -44,6 +48,7 @@ from core.translate.canonical import (
     Usage,
 )
 
+FAMILY: common.Family = "openai"
 EARLY_END = "upstream stream ended early"
 
 _INCOMPLETE_IN: dict[str, StopReason] = {
@@ -193,7 +198,8 @@ class Decoder:
         i = self._blocks.get((n, -1))
         if i is not None:
             if item.get("type") == "reasoning" and item.get("encrypted_content"):
-                out.append(ReasoningDelta(index=i, redacted=str(item["encrypted_content"])))
+                token = common.tag(str(item["encrypted_content"]), FAMILY)
+                out.append(ReasoningDelta(index=i, redacted=token))
             whole = item.get("arguments") if "arguments" in item else item.get("input")
             if item.get("type") != "reasoning" and i not in self._args_seen and whole:
                 out.append(ToolArgsDelta(index=i, partial_json=str(whole)))
@@ -334,10 +340,11 @@ class Encoder:
         n = self._count
         if event.kind == "tool_call":
             item = _Item("tool", "", n)
-            item.call_id = event.tool_id or f"call_{event.index}"
+            plain = event.tool_id or f"call_{event.index}"
+            item.call_id = common.id_with_signature(plain, event.signature)
             item.name = event.tool_name or ""
             item.tool_kind = event.tool_kind
-            item.id = ("ctc_" if event.tool_kind == "custom" else "fc_") + item.call_id
+            item.id = ("ctc_" if event.tool_kind == "custom" else "fc_") + plain
         elif event.kind == "reasoning":
             # Announced on its first text or at its end with `redacted`: a signature-only
             # block (no Responses field) leaves no empty reasoning item behind.
@@ -416,8 +423,10 @@ class Encoder:
         item = self._items.get(event.index)
         if item is None:
             return b""
-        if event.redacted is not None:
-            item.redacted = event.redacted
+        token = common.emit_token(event.redacted or None, FAMILY, to_client=True)
+        token = token or common.emit_token(event.signature or None, FAMILY, to_client=True)
+        if token is not None:
+            item.redacted = token
         if not event.text:
             return b""
         out = self._announce(item) if item.n < 0 else b""
