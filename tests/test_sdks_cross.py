@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anthropic
+import openai
 import pytest
 
 from core.http import Request
@@ -167,6 +169,7 @@ HI: Any = [{"role": "user", "content": "Hi"}]
 
 def ask_anthropic(proxy: RunningProxy, stream: bool) -> Got:
     client = anthropic_client(proxy)
+    msg: anthropic.types.Message
     if stream:
         with client.messages.stream(model="claude-x", max_tokens=64, messages=HI) as s:
             text = "".join(s.text_stream)
@@ -198,6 +201,7 @@ def ask_openai(proxy: RunningProxy, stream: bool) -> Got:
 
 def ask_responses(proxy: RunningProxy, stream: bool) -> Got:
     client = openai_client(proxy)
+    response: openai.types.responses.Response
     if stream:
         with client.responses.stream(model="gpt-x", input="Hi") as s:
             deltas = [e.delta for e in s if e.type == "response.output_text.delta"]

@@ -115,7 +115,7 @@ def openai_round_trip(proxy: RunningProxy) -> tuple[list[Call], str]:
     answer = client.chat.completions.create(
         model="gpt-x", tools=tools, messages=[ask, said_, *results]
     )
-    parsed = [(c.id, c.function.name, json.loads(c.function.arguments)) for c in calls]  # type: ignore[union-attr]
+    parsed: list[Call] = [(c.id, c.function.name, json.loads(c.function.arguments)) for c in calls]
     return parsed, answer.choices[0].message.content or ""
 
 
@@ -296,6 +296,7 @@ def test_sdk_tool_round_trip_with_another_dialect(client: str, up: str) -> None:
     assert [want in text for text, want in zip(texts, RESULTS, strict=True)] == [True, True]
     if minted is not None:
         assert [key for key, _, _ in turn2.calls] == list(minted)
-    if REPLAY[up] is not None and client != "openai":
-        assert REPLAY[up] in json.dumps(second, ensure_ascii=False)
+    token = REPLAY[up]
+    if token is not None and client != "openai":
+        assert token in json.dumps(second, ensure_ascii=False)  # reasoning replayed
     assert [line["status"] for line in proxy.log] == [200, 200]
