@@ -1,5 +1,5 @@
-"""The HTTP/1.1 server: h11 on trio. The proxy's front door and the test suite's fake
-upstreams.
+"""The HTTP/1.1 server: httptools (llhttp) on trio. The proxy's front door and the test
+suite's fake upstreams. The wire format (parsing, framing, validation) is core/http1.py.
 
 What it owns and its rules:
 - `serve(handler, ...)` binds, reports `ServerInfo` through `task_status.started`, and serves
@@ -10,11 +10,13 @@ What it owns and its rules:
 - Each connection has a reader task that owns the socket's receive side. EOF or reset
   cancels the connection at once, including a running handler or stream (the proxy relies
   on this to cancel upstream requests). A client that half-closes after its request counts
-  as gone. Bytes of a pipelined next request are kept in h11's buffer, never lost.
+  as gone. Pipelined requests are parsed as they arrive and queued, never lost; the reader
+  stops reading after a budget of bytes while a handler runs (TCP backpressure).
 - A `Response.stream` is always `aclose`d: when done, on error and on disconnect (shielded
   for a short grace period so it runs even when the surrounding scope is cancelled).
-- A handler exception answers 500 with a small JSON body and closes the connection; it is
-  logged (logger "ccx.server"). Nothing a client does (reset, garbage) kills the server or
+- A handler exception, or a response that cannot go on the wire as it is (bad header,
+  content-length mismatch), answers 500 with a small JSON body and closes the connection; it
+  is logged (logger "ccx.server"). Nothing a client does (reset, garbage) kills the server or
   other connections.
 - Cheap: no task or cancel scope per request, one `send_all` for a whole non-stream
   response, one `send_all` per stream chunk, no buffering.
@@ -29,10 +31,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import h11
 import trio
 
-from core.http import Headers, Request, Response
+from core.http import Request, Response
+from core.http1 import (
+    CONTINUE,
+    LAST_CHUNK,
+    ParsedRequest,
+    RequestParser,
+    chunk,
+    response_head,
+)
 
 __all__ = ["Handler", "ServerInfo", "ServerLimits", "serve"]
 
@@ -48,8 +57,6 @@ ACLOSE_GRACE = 5.0
 # response in the client's receive buffer before it reads it.
 LINGER_SECONDS = 1.0
 LINGER_BYTES = 4 * 1024 * 1024
-SERVER_HEADER = (b"server", b"ccx-tray")
-CLOSE_HEADER = (b"connection", b"close")
 
 _DISCONNECT_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError)
 
@@ -92,36 +99,6 @@ _ERRORS = {
     ),
     500: _error_response(500, "Internal Server Error", "internal", "internal error"),
 }
-
-
-def _has_no_body(status: int, head_only: bool) -> bool:
-    return head_only or status < 200 or status in (204, 304)
-
-
-def _response_headers(response: Response, *, stream: bool, close: bool) -> Headers:
-    """The handler's headers plus what the server owes: content-length for bodies (never a
-    duplicate), `server`, `connection: close` when draining. Framing of streams is h11's job,
-    so the handler's content-length/transfer-encoding are dropped there."""
-    has_server = has_length = has_te = False
-    for name, _ in response.headers:
-        if name == b"content-length":
-            has_length = True
-        elif name == b"server":
-            has_server = True
-        elif name == b"transfer-encoding":
-            has_te = True
-    headers = response.headers
-    if has_te or (stream and has_length):
-        dropped = (b"content-length", b"transfer-encoding") if stream else (b"transfer-encoding",)
-        headers = [(k, v) for k, v in headers if k not in dropped]
-    extra: Headers = []
-    if not has_server:
-        extra.append(SERVER_HEADER)
-    if not stream and not has_length and not _has_no_body(response.status, False):
-        extra.append((b"content-length", b"%d" % len(response.body)))
-    if close:
-        extra.append(CLOSE_HEADER)
-    return [*headers, *extra] if extra else headers
 
 
 async def _aclose_stream(stream: AsyncIterator[bytes]) -> None:
@@ -195,16 +172,17 @@ def _log_connection_error(client: str, exc: BaseException) -> None:
 
 
 class _Connection:
-    """One client connection: an h11 state machine, the request/response loop (the
-    connection's own task) and a reader task, under one nursery.
+    """One client connection: a request parser, the request/response loop (the connection's
+    own task) and a reader task, under one nursery.
 
-    The reader owns `receive_some` for the connection's whole life: it feeds h11 and wakes
-    the main task when that one waits for bytes. On EOF or reset it cancels the connection's
-    nursery, which stops a running handler or stream at once (the proxy relies on this to
-    cancel upstream requests). One long-lived reader is much cheaper than a watcher task per
-    request (no spawn, no extra epoll re-arming). Bytes of a pipelined next request stay in
-    h11's buffer; the reader stops reading after `budget` unconsumed bytes, so a client
-    cannot make us buffer without bound (TCP backpressure instead).
+    The reader owns `receive_some` for the connection's whole life: it feeds the parser
+    (llhttp runs right there, in C) and wakes the main task when the parser has news for it
+    (a request began or is complete, an error, a `100 Continue` to send). On EOF or reset it
+    cancels the connection's nursery, which stops a running handler or stream at once (the
+    proxy relies on this to cancel upstream requests). One long-lived reader is much cheaper
+    than a watcher task per request (no spawn, no extra epoll re-arming). While the main task
+    is busy (handler, response), pipelined requests are parsed and queued, but the reader
+    stops after `budget` bytes, so a client cannot make us buffer without bound.
 
     Receive timeouts are one cancel scope per connection whose deadline moves (keep-alive
     while idle, request_timeout once a request started, none while the handler runs): trio
@@ -214,29 +192,32 @@ class _Connection:
     __slots__ = (
         "budget",
         "client",
-        "data_ready",
         "discarding",
         "eof",
         "everything",
         "failed",
         "fed",
-        "h11",
         "idle",
         "limits",
+        "parser",
         "reader_paused",
         "reading",
         "server",
         "stream",
         "timeouts",
+        "wake",
     )
 
     def __init__(self, server: _Server, stream: trio.SocketStream) -> None:
         self.server = server
-        self.limits = server.limits
+        self.limits = limits = server.limits
         self.stream = stream
         self.client = _peer(stream)
-        self.h11 = h11.Connection(
-            h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes
+        self.parser = RequestParser(
+            max_header_bytes=limits.max_header_bytes,
+            max_body_bytes=limits.max_body_bytes,
+            client=self.client,
+            read_size=RECEIVE_SIZE,
         )
         self.timeouts = trio.CancelScope()  # receive timeouts; drain cancels it when idle
         self.everything: trio.CancelScope | None = None  # the connection's nursery
@@ -244,11 +225,11 @@ class _Connection:
         self.reading = False  # part of a request has arrived: a timeout now answers 408
         self.failed = False  # an error answer was sent: the connection is closing
         # Reader <-> main task hand-off.
-        self.budget = self.limits.max_header_bytes + 2 * RECEIVE_SIZE
-        self.fed = 0  # bytes fed to h11 since the main task last asked for more
+        self.budget = limits.max_header_bytes + 2 * RECEIVE_SIZE
+        self.fed = 0  # bytes read while the main task was busy
         self.eof = False  # the client closed (or reset) its side
         self.discarding = False  # after an error answer: drop what still arrives
-        self.data_ready: trio.Event | None = None  # the main task waits for bytes
+        self.wake: trio.Event | None = None  # the main task waits for the parser's news
         self.reader_paused: trio.Event | None = None  # the reader waits for `budget`
 
     def close_if_idle(self) -> None:
@@ -266,18 +247,20 @@ class _Connection:
             nursery.cancel_scope.cancel()
 
     async def _serve_requests(self) -> None:
-        conn = self.h11
         while True:
-            request = await self._read_request()
-            if request is None or not await self._respond(request):
+            parsed = await self._next_request()
+            if parsed is None:
                 return
-            if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
-                return  # `Connection: close` either way, or HTTP/1.0
-            conn.start_next_cycle()
+            if self.timeouts.deadline != math.inf:
+                self.timeouts.deadline = math.inf  # the handler is never cut by receive timeouts
+            self.reading = False
+            if not await self._respond(parsed):
+                return
 
     # -- the reader task -----------------------------------------------------------------
 
     async def _reader(self) -> None:
+        parser = self.parser
         discarded = 0
         while True:
             try:
@@ -294,114 +277,58 @@ class _Connection:
                 if discarded > LINGER_BYTES:
                     return
                 continue
-            self.h11.receive_data(data)
-            self.fed += len(data)
-            if self.data_ready is not None:
-                self.data_ready.set()
-            if self.fed > self.budget:
-                self.reader_paused = paused = trio.Event()
-                await paused.wait()
+            parser.feed(data)
+            wake = self.wake
+            if wake is not None:
+                if parser.changed:
+                    wake.set()
+            else:
+                self.fed += len(data)
+                if self.fed > self.budget:
+                    self.reader_paused = paused = trio.Event()
+                    await paused.wait()
 
-    async def _wait_for_bytes(self) -> None:
-        """Wait until the reader fed more bytes to h11 (EOF cancels us instead)."""
+    async def _wait_for_parser(self) -> None:
+        """Wait until the parser has news (EOF cancels us instead); lets the reader go on."""
         self.fed = 0
         if self.reader_paused is not None:
             self.reader_paused.set()
             self.reader_paused = None
-        while self.fed == 0:
-            self.data_ready = ready = trio.Event()
-            try:
-                await ready.wait()
-            finally:
-                self.data_ready = None
+        self.wake = wake = trio.Event()
+        try:
+            await wake.wait()
+        finally:
+            self.wake = None
 
     # -- reading -------------------------------------------------------------------------
 
-    async def _read_request(self) -> Request | None:
+    async def _next_request(self) -> ParsedRequest | None:
         """The next whole request, or None when the connection should close (any error
         answer has been sent)."""
-        try:
-            request = await self._read_events()
-        except h11.RemoteProtocolError as exc:
-            await self._fail(431 if exc.error_status_hint == 431 else 400)
-            return None
-        if self.timeouts.deadline != math.inf:
-            self.timeouts.deadline = math.inf  # the handler is never cut by receive timeouts
-        self.reading = False
-        return request
-
-    async def _read_events(self) -> Request | None:
-        conn = self.h11
+        parser = self.parser
         limits = self.limits
-        request: Request | None = None
-        request_deadline = math.inf
-        chunks: list[bytes] = []
-        size = 0
         while True:
-            event = conn.next_event()
-            if event is h11.NEED_DATA:
-                if not self.reading and conn.trailing_data[0]:
-                    self.reading = True  # a partial head came along with the last request
-                    request_deadline = trio.current_time() + limits.request_timeout
-                if self.reading:
-                    if self.timeouts.deadline != request_deadline:
-                        self.timeouts.deadline = request_deadline
-                    await self._wait_for_bytes()
-                    continue
-                if self.server.draining:
-                    return None
+            parser.changed = False
+            if parser.ready:
+                return parser.ready.popleft()
+            if parser.error is not None:
+                await self._fail(parser.error)
+                return None
+            if parser.in_message:
+                if not self.reading:  # the first bytes arrived, or came with the last request
+                    self.reading = True
+                    self.timeouts.deadline = trio.current_time() + limits.request_timeout
+                if parser.wants_continue:
+                    parser.wants_continue = False
+                    if not await self._send(CONTINUE):
+                        return None
+            elif self.server.draining:
+                return None
+            else:
                 self.idle = True
                 self.timeouts.deadline = trio.current_time() + limits.keepalive_timeout
-                await self._wait_for_bytes()
-                self.idle = False
-                self.reading = True
-                request_deadline = trio.current_time() + limits.request_timeout
-            elif isinstance(event, h11.Data):
-                size += len(event.data)
-                if size > limits.max_body_bytes:
-                    await self._fail(413)
-                    return None
-                chunks.append(event.data)
-            elif isinstance(event, h11.Request):
-                if not self.reading:  # it was already buffered: pipelined
-                    self.reading = True
-                    request_deadline = trio.current_time() + limits.request_timeout
-                request, length = self._make_request(event)
-                if length > limits.max_body_bytes:
-                    await self._fail(413)
-                    return None
-                if conn.they_are_waiting_for_100_continue:
-                    continue_ = h11.InformationalResponse(status_code=100, headers=[])
-                    await self._send(conn.send(continue_))
-            elif isinstance(event, h11.EndOfMessage):
-                assert request is not None
-                request.body = b"".join(chunks)
-                return request
-            else:  # ConnectionClosed, PAUSED: nothing more to serve here
-                return None
-
-    def _make_request(self, event: h11.Request) -> tuple[Request, int]:
-        headers: Headers = []
-        length = 0
-        # h11 bounds only an *incomplete* head; a complete oversized one arriving in one read
-        # passes, so count (approximately: name, value, ": ", CRLF) ourselves.
-        head_size = len(event.target)
-        for name, value in event.headers:
-            headers.append((name, value))
-            head_size += len(name) + len(value) + 4
-            if name == b"content-length":
-                length = int(value)  # h11 validated it
-        if head_size > self.limits.max_header_bytes:
-            raise h11.RemoteProtocolError("request head too large", error_status_hint=431)
-        path, _, query = event.target.partition(b"?")
-        request = Request(
-            method=event.method.decode("ascii"),
-            path=path.decode("latin-1"),
-            query=query.decode("latin-1"),
-            headers=headers,
-            client=self.client,
-        )
-        return request, length
+            await self._wait_for_parser()
+            self.idle = False
 
     # -- writing -------------------------------------------------------------------------
 
@@ -427,18 +354,19 @@ class _Connection:
                 await self.stream.send_eof()
             except _DISCONNECT_ERRORS:
                 return
-            while not self.eof:  # the reader cancels us at EOF
-                await self._wait_for_bytes()
+            if not self.eof:
+                await trio.sleep_forever()  # the reader cancels us at EOF
 
-    async def _respond(self, request: Request) -> bool:
+    async def _respond(self, parsed: ParsedRequest) -> bool:
         """Run the handler and send its response (the reader cancels both if the client
         goes away). True when the connection may serve another request."""
         if self.eof:
             return False  # the client left before we even started
-        keep = await self._handle(request)
-        return keep and not self.eof and not self.server.draining
+        keep = await self._handle(parsed)
+        return keep and parsed.keep_alive and not self.eof and not self.server.draining
 
-    async def _handle(self, request: Request) -> bool:
+    async def _handle(self, parsed: ParsedRequest) -> bool:
+        request = parsed.request
         head_only = request.method == "HEAD"
         try:
             response = await self.server.handler(request)
@@ -449,9 +377,9 @@ class _Connection:
             await self._send_internal_error(head_only)
             return False
         if response.stream is None:
-            return await self._send_body(response, head_only)
+            return await self._send_body(parsed, response, head_only)
         try:
-            return await self._send_stream(response, response.stream, head_only)
+            return await self._send_stream(parsed, response, response.stream, head_only)
         finally:
             await _aclose_stream(response.stream)
 
@@ -459,45 +387,64 @@ class _Connection:
         head, body = _ERRORS[500]
         return await self._send(head if head_only else head + body)
 
-    async def _send_body(self, response: Response, head_only: bool) -> bool:
-        conn = self.h11
+    async def _send_body(self, parsed: ParsedRequest, response: Response, head_only: bool) -> bool:
+        body = response.body
         try:
-            headers = _response_headers(response, stream=False, close=self.server.draining)
-            data = conn.send(h11.Response(status_code=response.status, headers=headers))
-            body = response.body
-            if body and not _has_no_body(response.status, head_only):
-                data += conn.send(h11.Data(data=body))
-            conn.send(h11.EndOfMessage())  # b"" with Content-Length framing
-        except Exception:  # h11.LocalProtocolError, a str body, ...: nothing was sent yet
+            if not isinstance(body, bytes):
+                raise TypeError(f"response body must be bytes, not {type(body).__name__}")
+            head = response_head(
+                response.status,
+                response.headers,
+                body_length=len(body),
+                head_only=head_only,
+                http_10=parsed.http_10,
+                close=not parsed.keep_alive or self.server.draining,
+            )
+        except Exception:  # InvalidResponse, a str body, ...: nothing was sent yet
             log.exception("handler returned an invalid response for %s", self.client)
             await self._send_internal_error(head_only)
             return False
-        return await self._send(data)
+        data = head.data + body if body and head.framing == "length" else head.data
+        return await self._send(data) and not head.close
 
     async def _send_stream(
-        self, response: Response, stream: AsyncIterator[bytes], head_only: bool
+        self,
+        parsed: ParsedRequest,
+        response: Response,
+        stream: AsyncIterator[bytes],
+        head_only: bool,
     ) -> bool:
-        conn = self.h11
         try:
-            headers = _response_headers(response, stream=True, close=self.server.draining)
-            head = conn.send(h11.Response(status_code=response.status, headers=headers))
-        except Exception:  # h11.LocalProtocolError, a str body, ...: nothing was sent yet
+            head = response_head(
+                response.status,
+                response.headers,
+                body_length=None,
+                head_only=head_only,
+                http_10=parsed.http_10,
+                close=not parsed.keep_alive or self.server.draining,
+            )
+        except Exception:  # InvalidResponse: nothing was sent yet
             log.exception("handler returned an invalid response for %s", self.client)
             await self._send_internal_error(head_only)
             return False
-        if not await self._send(head):
+        if not await self._send(head.data):
             return False
-        if not _has_no_body(response.status, head_only):
-            try:
-                async for chunk in stream:
-                    if chunk and not await self._send(conn.send(h11.Data(data=chunk))):
-                        return False
-            except Exception:
-                # Headers are out: all we can do is end without the last chunk, so the client
-                # sees a truncated body rather than a clean end.
-                log.exception("response stream failed for %s", self.client)
-                return False
-        return await self._send(conn.send(h11.EndOfMessage()))
+        framing = head.framing
+        if framing == "none":
+            return not head.close
+        chunked = framing == "chunked"
+        try:
+            async for piece in stream:
+                if piece and not await self._send(chunk(piece) if chunked else piece):
+                    return False
+        except Exception:
+            # Headers are out: all we can do is end without the last chunk, so the client
+            # sees a truncated body rather than a clean end.
+            log.exception("response stream failed for %s", self.client)
+            return False
+        if not chunked:
+            return False  # HTTP/1.0: the body ends when the connection closes
+        return await self._send(LAST_CHUNK) and not head.close
 
 
 async def serve(
