@@ -21,6 +21,8 @@ from core.translate import common as k
 
 FAMILY: k.Family = "anthropic"
 DEFAULT_MAX_TOKENS = 8192  # Anthropic requires max_tokens; other dialects may omit it
+THINKING_MAX_TOKENS = 32000  # ... with thinking on: what every thinking Claude model allows
+ANSWER_ROOM = 8192  # of those, kept for the answer when the budget came from an effort
 # effort -> budget_tokens when only an effort is given (budget minimum is 1024)
 EFFORT_BUDGET = {"minimal": 1024, "low": 4096, "medium": 10000, "high": 32000}
 
@@ -169,7 +171,12 @@ def _read_thinking(thinking: Any) -> c.ReasoningConfig | None:
 
 # ---------------------------------------------------------------- request: write
 def write_request(req: c.Request, *, model: str) -> dict[str, Any]:
-    body: dict[str, Any] = {"model": model, "max_tokens": req.max_tokens or DEFAULT_MAX_TOKENS}
+    # Anthropic requires max_tokens and counts thinking in it. A client that set none
+    # (Codex, Gemini CLI) gets room for thinking plus an answer, not an 8192 total.
+    thinking = _write_thinking(req.reasoning, req.max_tokens or THINKING_MAX_TOKENS - ANSWER_ROOM)
+    wants = bool(thinking and thinking["type"] == "enabled")
+    default = THINKING_MAX_TOKENS if wants else DEFAULT_MAX_TOKENS
+    body: dict[str, Any] = {"model": model, "max_tokens": req.max_tokens or default}
     if req.system:
         body["system"] = _write_system(req.system)
     body["messages"] = [_write_message(m, to_client=False) for m in k.merge_same_role(req.messages)]
@@ -177,9 +184,9 @@ def write_request(req: c.Request, *, model: str) -> dict[str, Any]:
         body["tools"] = [_write_tool(t) for t in req.tools]
     if req.tool_choice and (req.tools or req.tool_choice.mode == "none"):
         body["tool_choice"] = _write_tool_choice(req.tool_choice)
-    thinking = _write_thinking(req.reasoning, body["max_tokens"])
     if thinking and "tool_choice" in body and body["tool_choice"]["type"] in ("any", "tool"):
         thinking = None  # Anthropic rejects thinking with forced tool use: the choice wins
+        body["max_tokens"] = req.max_tokens or DEFAULT_MAX_TOKENS
     if thinking:
         body["thinking"] = thinking
     # Extended thinking rejects temperature/top_k changes: they are dropped with it on.

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 from collections.abc import Iterable
 from typing import Any, Literal
@@ -75,6 +76,18 @@ def split_signature(call_id: str) -> tuple[str, str | None]:
     except (binascii.Error, UnicodeDecodeError):
         return call_id, None
     return base, sig
+
+
+# ---------------------------------------------------------------- end-user ids
+OPENAI_USER_MAX = 64  # OpenAI rejects longer end-user identifiers
+
+
+def openai_user(user: str) -> str:
+    """An end-user id OpenAI accepts: as given when short, else a stable digest (Claude
+    Code's `metadata.user_id` is about 150 characters; a digest keeps it one id)."""
+    if len(user) <= OPENAI_USER_MAX:
+        return user
+    return "ccx-" + hashlib.sha256(user.encode()).hexdigest()[: OPENAI_USER_MAX - 4]
 
 
 # ---------------------------------------------------------------- images

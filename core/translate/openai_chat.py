@@ -203,7 +203,7 @@ def write_request(req: c.Request, *, model: str) -> dict[str, Any]:
     if effort:
         body["reasoning_effort"] = effort
     if req.user:
-        body["user"] = req.user
+        body["user"] = k.openai_user(req.user)
     if req.stream:  # usage only arrives in a stream when asked for
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}

@@ -10,6 +10,9 @@ Rules:
 - Hosted tools (web_search, file_search, ...) are dropped from the tool list: no other
   dialect can run them, and the conversation keeps its meaning without them.
 - Responses has no stop sequences: writing a request with any raises BadRequest.
+- Codex's `local_shell` tool and its `local_shell_call` items raise BadRequest: the client
+  runs them, but only in that shape, so a call from another model could not reach it
+  (Codex uses the function `shell` tool with every other model).
 """
 
 from __future__ import annotations
@@ -90,6 +93,8 @@ def _read_item(item: dict[str, Any], where: str) -> c.Message | c.Text:
         return c.Message(role="user", parts=(result,))
     if kind == "reasoning":
         return c.Message(role="assistant", parts=(_read_reasoning(item),))
+    if kind in ("local_shell_call", "local_shell_call_output"):
+        raise BadRequest(f"{where}: {LOCAL_SHELL}")
     raise BadRequest(f"{where}: {kind} items cannot be translated to another API dialect")
 
 
@@ -132,8 +137,16 @@ def _read_reasoning(item: dict[str, Any]) -> c.Reasoning:
     )
 
 
+LOCAL_SHELL = (
+    "local_shell runs in the client only as a Responses-native tool; "
+    "use a model whose Codex shell tool is the function `shell`"
+)
+
+
 def _is_callable(tool: dict[str, Any], where: str) -> bool:
     """Function and custom tools translate; hosted tools are dropped (module rules)."""
+    if tool.get("type") == "local_shell":
+        raise BadRequest(f"{where}: {LOCAL_SHELL}")
     return tool.get("type") in ("function", "custom")
 
 
@@ -188,7 +201,7 @@ def write_request(req: c.Request, *, model: str) -> dict[str, Any]:
         if req.reasoning and req.reasoning.include_thoughts is not False:
             body["reasoning"]["summary"] = "auto"
     if req.user:
-        body["user"] = req.user
+        body["user"] = k.openai_user(req.user)
     body["store"] = False  # stateless: the whole history travels in `input`
     if effort or any(i.get("type") == "reasoning" for i in body["input"]):
         body["include"] = ["reasoning.encrypted_content"]
