@@ -3,13 +3,16 @@
 Compares three ways to talk to an upstream, each relaying the body chunk by chunk:
   httpx      httpx.AsyncClient, send(stream=True) + aiter_raw (the baseline)
   httpcore   httpcore.AsyncHTTPConnection used directly (one keep-alive connection)
-  ours       core.upstream.UpstreamClient (h11 over trio streams, own pool)
+  ours       core.upstream.UpstreamClient (httptools over trio streams, own pool)
   floor      raw trio socket reads, no HTTP parsing: what any trio client pays at least
 
 The upstream is a minimal raw-trio HTTP/1.1 server running in a child process, so the
 client's `time.process_time()` counts the client only. Run: `python bench/client_bench.py`
-(options: --requests N --chunks N --gap-us N). Figures are printed absolute and as ratios
-to httpx.
+(options: --requests N --chunks N --gap-us N --rounds N). Each client is measured in
+`--rounds` interleaved rounds and the least CPU of each figure is kept (noise only adds).
+Figures are printed absolute and as ratios to httpx. To compare with an older client,
+export that commit and point `--ours-root` at it:
+`git archive REV core | tar -x -C /tmp/old && python bench/client_bench.py --ours-root /tmp/old`.
 """
 
 from __future__ import annotations
@@ -226,8 +229,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--chunks", type=int, default=2000)
     parser.add_argument("--gap-us", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--ours-root", help="import core.upstream from this checkout")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.ours_root:
+        sys.path.insert(0, args.ours_root)
     if args.serve:
         trio.run(_server_main, args.gap_us / 1e6)
         return
@@ -238,8 +245,16 @@ def main() -> None:
     try:
         assert server.stdout is not None
         base = f"http://127.0.0.1:{int(server.stdout.readline())}"
+        rounds = [
+            {name: trio.run(_measure, name, base, args.requests, args.chunks) for name in CLIENTS}
+            for _ in range(args.rounds)
+        ]
         results = {
-            name: trio.run(_measure, name, base, args.requests, args.chunks) for name in CLIENTS
+            name: Result(
+                us_per_request=min(r[name].us_per_request for r in rounds),
+                us_per_chunk=min(r[name].us_per_chunk for r in rounds),
+            )
+            for name in CLIENTS
         }
     finally:
         server.terminate()
