@@ -322,7 +322,7 @@ def _next_turn_to_gemini(client: Dialect, raw: bytes) -> dict[str, Any]:
             for i in items
             if i["type"] == "function_call"
         ]
-        body = {"model": "gpt", "input": ["read"] and [{"role": "user", "content": "read"}]}
+        body = {"model": "gpt", "input": [{"role": "user", "content": "read"}]}
         body["input"] += items + results
     return api.translate_request(
         body, src=client, dst=Dialect.GEMINI, model="gemini-3-pro-preview", client_model="c"
