@@ -3,6 +3,8 @@
 Each test scripts the server side of one story (streaming, cancellation, a stale keep-alive
 connection, a broken body...) and checks what the client saw and that the pool is
 consistent afterwards: nothing active, nothing leaked, the server saw the connection close.
+The server side is h11, an HTTP implementation independent of the client's httptools, or
+raw bytes where a story needs what h11 would never send.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from functools import partial
 from pathlib import Path
 
 import h11
+import httptools
 import pytest
 import trio
 
@@ -167,6 +170,8 @@ async def test_get_and_post_round_trip(nursery: trio.Nursery) -> None:
     # A non-ASCII path is percent-encoded (UTF-8); ASCII is sent exactly as given.
     get = await client.send("GET", server.url("/v1/modèle:run?a=%20"), [], b"", connect_timeout=1)
     assert (await get.read()).startswith(b"GET /v1/mod%C3%A8le:run?a=%20 ")
+    get = await client.send("GET", server.url("/v1/my model:run"), [], b"", connect_timeout=1)
+    assert (await get.read()).startswith(b"GET /v1/my%20model:run ")
     assert_pool_clean(client, idle=1)
     await client.aclose()
     assert_pool_clean(client, idle=0)
@@ -211,6 +216,32 @@ async def test_stream_chunks_arrive_one_by_one(nursery: trio.Nursery) -> None:
     # Read to the end: the connection went back to the pool without waiting for aclose().
     assert_pool_clean(client, idle=1)
     await response.aclose()
+    assert client.stats() == {"idle": 1, "active": 0, "opened": 1}
+
+
+async def test_http_chunks_that_arrive_in_one_read_are_relayed_as_one(
+    nursery: trio.Nursery,
+) -> None:
+    first_seen = trio.Event()
+
+    async def burst(conn: ServerConn) -> None:
+        await conn.request()
+        await conn.start(200, [(b"content-type", b"text/event-stream")])
+        frames = [conn.h11.send(h11.Data(data=b"data: %d\n\n" % i)) or b"" for i in range(3)]
+        await conn.stream.send_all(b"".join(frames))  # one write: one read on loopback
+        await first_seen.wait()
+        await conn.end()
+
+    server = await start_server(nursery, burst)
+    client = UpstreamClient()
+    seen = []
+    with trio.fail_after(TIMEOUT):
+        response = await client.send("POST", server.url(), [], b"{}", connect_timeout=1)
+        async for chunk in response.iter_raw():
+            seen.append(chunk)
+            first_seen.set()
+    # Each chunk costs the relay a step and a client write: three events, one chunk.
+    assert seen == [b"data: 0\n\ndata: 1\n\ndata: 2\n\n"]
     assert client.stats() == {"idle": 1, "active": 0, "opened": 1}
 
 
@@ -296,6 +327,101 @@ async def test_breaking_off_iteration_closes_the_connection(nursery: trio.Nurser
     await chunks.aclose()  # type: ignore[attr-defined]
     await response.aclose()
     assert client.stats() == {"idle": 0, "active": 0, "opened": 1}
+
+
+# -- response framing and keep-alive ----------------------------------------------------------
+
+
+async def test_interim_responses_are_skipped_and_the_connection_kept(nursery: trio.Nursery) -> None:
+    async def hints_then_echo(conn: ServerConn) -> None:
+        while (got := await conn.request()) is not None:
+            for status, headers in ((100, []), (103, [(b"link", b"</style.css>")])):
+                interim = h11.InformationalResponse(status_code=status, headers=headers)
+                await conn.stream.send_all(conn.h11.send(interim) or b"")
+            await conn.respond(b"final " + got[1])
+
+    server = await start_server(nursery, hints_then_echo)
+    client = UpstreamClient()
+    for body in (b"a", b"b"):
+        response = await client.send("POST", server.url(), [], body, connect_timeout=1)
+        assert response.status == 200
+        assert [name for name, _ in response.headers] == [b"content-length"]  # no link
+        assert await response.read() == b"final " + body
+    assert client.stats() == {"idle": 1, "active": 0, "opened": 1}
+
+
+async def test_a_body_without_framing_ends_at_close_and_the_connection_is_not_kept(
+    nursery: trio.Nursery,
+) -> None:
+    async def until_close(conn: ServerConn) -> None:
+        await conn.request()
+        await conn.stream.send_all(b"HTTP/1.1 200 OK\r\nX-Mixed-Case:   padded  \r\n\r\npart 1, ")
+        await conn.stream.send_all(b"part 2")
+        # and the handler returns: the server closes, which ends the body
+
+    server = await start_server(nursery, until_close)
+    client = UpstreamClient()
+    for _ in range(2):
+        response = await client.send("GET", server.url(), [], b"", connect_timeout=1)
+        # Names lowercase, values without surrounding whitespace, as h11 gave them before.
+        assert response.headers == [(b"x-mixed-case", b"padded")]
+        assert await response.read() == b"part 1, part 2"
+        assert_pool_clean(client, idle=0)
+    assert client.stats()["opened"] == server.accepted == 2
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok",
+        b"HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\nok",
+        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokJUNK",
+        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokHTTP/1.1 204 No Content\r\n\r\n",
+    ],
+    ids=["connection-close", "http-1.0", "junk-after", "second-response"],
+)
+async def test_answers_that_forbid_reuse_are_read_whole_and_the_connection_closed(
+    nursery: trio.Nursery, answer: bytes
+) -> None:
+    server_saw_eof = trio.Event()
+
+    async def answer_then_wait(conn: ServerConn) -> None:
+        await conn.request()
+        await conn.stream.send_all(answer)  # in one write, so in one client read
+        await conn.wait_eof()
+        server_saw_eof.set()
+
+    server = await start_server(nursery, answer_then_wait)
+    client = UpstreamClient()
+    response = await client.send("GET", server.url(), [], b"", connect_timeout=1)
+    assert await response.read() == b"ok"  # the answer itself stands
+    with trio.fail_after(TIMEOUT):
+        await server_saw_eof.wait()  # closed by the client, not left for a timeout
+    assert client.stats() == {"idle": 0, "active": 0, "opened": 1}
+
+
+async def test_a_no_content_answer_keeps_the_connection(nursery: trio.Nursery) -> None:
+    async def no_content(conn: ServerConn) -> None:
+        while await conn.request() is not None:
+            await conn.start(204)
+            await conn.end()
+
+    server = await start_server(nursery, no_content)
+    client = UpstreamClient()
+    for _ in range(3):
+        response = await client.send("POST", server.url(), [], b"x", connect_timeout=1)
+        assert (response.status, await response.read()) == (204, b"")
+    assert client.stats() == {"idle": 1, "active": 0, "opened": 1}
+
+
+async def test_a_large_body_arrives_whole(nursery: trio.Nursery) -> None:
+    server = await start_server(nursery, echo)
+    client = UpstreamClient()
+    body = bytes(range(256)) * 1000  # beyond the size joined to the head in one write
+    response = await client.send("POST", server.url(), [], body, connect_timeout=TIMEOUT)
+    echoed = await response.read()
+    assert echoed.endswith(b" length=256000 x=- body=" + body)
+    assert client.stats() == {"idle": 1, "active": 0, "opened": 1}
 
 
 # -- failures ----------------------------------------------------------------------------------
@@ -384,6 +510,20 @@ async def test_garbage_instead_of_a_response_is_a_protocol_error(nursery: trio.N
     server = await start_server(nursery, garbage)
     client = UpstreamClient()
     with pytest.raises(UpstreamProtocolError):
+        await client.send("GET", server.url(), [], b"", connect_timeout=1)
+    assert client.stats() == {"idle": 0, "active": 0, "opened": 1}
+
+
+async def test_an_endless_response_head_is_cut_off(nursery: trio.Nursery) -> None:
+    async def endless_head(conn: ServerConn) -> None:
+        await conn.request()
+        await conn.stream.send_all(b"HTTP/1.1 200 OK\r\nx-big: ")
+        while True:
+            await conn.stream.send_all(b"a" * 8192)  # until the client gives up
+
+    server = await start_server(nursery, endless_head)
+    client = UpstreamClient()
+    with trio.fail_after(TIMEOUT), pytest.raises(UpstreamProtocolError, match="head too large"):
         await client.send("GET", server.url(), [], b"", connect_timeout=1)
     assert client.stats() == {"idle": 0, "active": 0, "opened": 1}
 
@@ -493,6 +633,8 @@ ORIGIN = Origin(scheme="https", host="api.example.com", port=443)
         (trio.TooSlowError(), "connect", UpstreamTimeout),
         (ConnectionResetError(104, "Connection reset by peer"), "exchange", UpstreamProtocolError),
         (trio.BrokenResourceError(), "exchange", UpstreamProtocolError),
+        (httptools.HttpParserError("Invalid header value char"), "exchange", UpstreamProtocolError),
+        (httptools.HttpParserUpgrade(60), "exchange", UpstreamProtocolError),
         (h11.RemoteProtocolError("bad status line"), "exchange", UpstreamProtocolError),
     ],
 )
@@ -504,11 +646,18 @@ def test_foreign_exceptions_map_to_ours(exc: Exception, phase: str, expected: ty
         assert mapped.phase == "connect"  # type: ignore[attr-defined]
 
 
-def test_mapped_messages_never_echo_header_values() -> None:
-    leak = h11.RemoteProtocolError("Illegal header value b'sk-ant-api03-secretsecret'")
+@pytest.mark.parametrize(
+    "leak",
+    [
+        httptools.HttpParserError("Invalid header value 'sk-ant-api03-secretsecret'"),
+        h11.RemoteProtocolError("Illegal header value b'sk-ant-api03-secretsecret'"),
+    ],
+)
+def test_mapped_messages_never_echo_header_values(leak: Exception) -> None:
     message = to_upstream_error(leak, ORIGIN, phase="exchange").message
     assert "secret" not in message
-    assert message.startswith("https://api.example.com:443: broken response (RemoteProtocolError")
+    name = type(leak).__name__
+    assert message.startswith(f"https://api.example.com:443: broken response ({name}: ")
 
 
 async def test_an_invalid_header_value_never_reaches_the_error(nursery: trio.Nursery) -> None:
@@ -520,6 +669,33 @@ async def test_an_invalid_header_value_never_reaches_the_error(nursery: trio.Nur
     assert "secret" not in str(raised.value)
     assert raised.value.__cause__ is None and raised.value.__context__ is None
     assert server.accepted == 0
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        (b"x-api-key", b"sk-secret\nx-injected: 1"),
+        (b"x-api-key", b"sk-secret\rx"),
+        (b"x-api-key", b"sk-secret\x00"),
+        (b"x-api-key", b"sk-secret\x7f"),
+        (b"x-api-key: sk-secret", b"1"),
+        (b"x api key", b"sk-secret"),
+        (b"", b"sk-secret"),
+    ],
+    ids=["lf", "cr", "nul", "del", "colon-in-name", "space-in-name", "empty-name"],
+)
+async def test_invalid_request_headers_are_refused_before_any_io(
+    nursery: trio.Nursery, header: tuple[bytes, bytes]
+) -> None:
+    server = await start_server(nursery, echo)
+    client = UpstreamClient()
+    good = (b"x-test", b"tab\tinside is fine")
+    with pytest.raises(UpstreamProtocolError, match=r": invalid request headers$") as raised:
+        await client.send("POST", server.url(), [good, header], b"{}", connect_timeout=1)
+    assert "secret" not in str(raised.value)
+    assert server.accepted == 0
+    response = await client.send("POST", server.url(), [good], b"{}", connect_timeout=1)
+    assert b" x=tab\tinside is fine " in await response.read()
 
 
 # -- TLS ---------------------------------------------------------------------------------------
