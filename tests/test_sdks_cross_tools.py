@@ -246,7 +246,8 @@ def read_responses(body: dict[str, Any]) -> Turn:
 
 
 def read_gemini(body: dict[str, Any]) -> Turn:
-    """Gemini pairs a functionResponse with its call by id when given, else by name + order."""
+    """Gemini pairs a functionResponse with its call by id when given, else by name + order:
+    both must match."""
     parts = [p for content in body["contents"] for p in content.get("parts", [])]
     calls = [p["functionCall"] for p in parts if "functionCall" in p]
     responses = [p["functionResponse"] for p in parts if "functionResponse" in p]
@@ -256,9 +257,14 @@ def read_gemini(body: dict[str, Any]) -> Turn:
             for t in body.get("tools", [])
             for d in t.get("functionDeclarations", [])
         ],
-        calls=[(c.get("id") or c["name"], c["name"], c.get("args")) for c in calls],
-        results=[(r.get("id") or r["name"], _text(r["response"])) for r in responses],
+        calls=[(_gemini_key(c), c["name"], c.get("args")) for c in calls],
+        results=[(_gemini_key(r), _text(r["response"])) for r in responses],
     )
+
+
+def _gemini_key(part: dict[str, Any]) -> str:
+    """A call or response's pairing key: its id (when sent) and its function name."""
+    return f"{part.get('id')}/{part['name']}"
 
 
 READ: dict[str, Callable[[dict[str, Any]], Turn]] = {
