@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -57,6 +58,9 @@ ACLOSE_GRACE = 5.0
 # response in the client's receive buffer before it reads it.
 LINGER_SECONDS = 1.0
 LINGER_BYTES = 4 * 1024 * 1024
+# Sends skip trio's per-send yield (see `_Connection._send`); a stream that never blocks
+# still lets other tasks run every this many chunks.
+YIELD_EVERY = 16
 
 _DISCONNECT_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError)
 
@@ -196,6 +200,7 @@ class _Connection:
         "eof",
         "everything",
         "failed",
+        "fd",
         "fed",
         "idle",
         "limits",
@@ -213,6 +218,8 @@ class _Connection:
         self.limits = limits = server.limits
         self.stream = stream
         self.client = _peer(stream)
+        # Direct writes need a POSIX fd (os.write on a Windows socket handle fails).
+        self.fd = stream.socket.fileno() if os.name == "posix" else -1
         self.parser = RequestParser(
             max_header_bytes=limits.max_header_bytes,
             max_body_bytes=limits.max_body_bytes,
@@ -333,9 +340,25 @@ class _Connection:
     # -- writing -------------------------------------------------------------------------
 
     async def _send(self, data: bytes) -> bool:
+        """Send all of `data`; False when the client is gone.
+
+        Fast path (POSIX): write straight to the non-blocking socket after a cancellation
+        check; only when the kernel buffer is full does trio's `send_all` wait for room.
+        `send_all` also yields to the scheduler after every send, a full scheduler pass per
+        response and per stream chunk: we skip that yield (the request loop parks right
+        after a response; streams yield in `_send_stream`)."""
         try:
+            if self.fd >= 0:
+                await trio.lowlevel.checkpoint_if_cancelled()
+                try:
+                    sent = os.write(self.fd, data)
+                except BlockingIOError:
+                    sent = 0
+                if sent == len(data):
+                    return True
+                data = data[sent:]
             await self.stream.send_all(data)
-        except _DISCONNECT_ERRORS:
+        except (*_DISCONNECT_ERRORS, OSError):
             self.eof = True
             return False
         return True
@@ -433,10 +456,14 @@ class _Connection:
         if framing == "none":
             return not head.close
         chunked = framing == "chunked"
+        sent = 0
         try:
             async for piece in stream:
                 if piece and not await self._send(chunk(piece) if chunked else piece):
                     return False
+                sent += 1
+                if not sent % YIELD_EVERY:
+                    await trio.lowlevel.checkpoint()  # fairness, should the stream never block
         except Exception:
             # Headers are out: all we can do is end without the last chunk, so the client
             # sees a truncated body rather than a clean end.
