@@ -1,6 +1,7 @@
 """The HTTP/1.1 server (core/server.py) against real clients on 127.0.0.1: httpx for the
 ordinary paths, a raw trio socket where we need byte-level control (pipelining, garbage,
-100-continue, resets). Synchronisation is by trio.Event, never by sleeping."""
+100-continue, resets). Synchronisation is by trio.Event, never by sleeping. The last
+section covers the sans-IO wire format (core/http1.py) directly."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import trio
 import trio.testing
 
 from core.http import Request, Response
+from core.http1 import LAST_CHUNK, InvalidResponse, RequestParser, chunk, response_head
 from core.server import ServerInfo, ServerLimits, serve
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -631,3 +633,228 @@ async def test_cancelling_serve_closes_the_listener() -> None:
         nursery.cancel_scope.cancel()
     with pytest.raises(OSError):
         await trio.open_tcp_stream(info.host, info.port)
+
+
+# -- the wire format (core/http1.py, httptools underneath) -------------------------------
+
+
+async def test_status_line_carries_the_standard_reason_phrase(nursery: trio.Nursery) -> None:
+    async def handler(request: Request) -> Response:
+        return Response(status=int(request.path[1:]), body=b"")
+
+    info = await start(nursery, handler)
+    client = await RawClient.connect(info)
+    lines = []
+    for status in ("200", "404", "529"):
+        await client.send(get(f"/{status}"))
+        lines.append(await client.read_until(b"\r\n"))
+        await client.read_until(b"\r\n\r\n")
+    assert lines == [b"HTTP/1.1 200 OK\r\n", b"HTTP/1.1 404 Not Found\r\n", b"HTTP/1.1 529 \r\n"]
+
+
+async def test_header_names_are_lowercased_and_values_trimmed(nursery: trio.Nursery) -> None:
+    info = await start(nursery, echo)
+    client = await RawClient.connect(info)
+    await client.send(b"GET / HTTP/1.1\r\nHost: t\r\nX-Test:   padded \t \r\n\r\n")
+    assert json.loads((await client.read_response())[2])["x-test"] == "padded"
+
+
+async def test_http_1_1_request_needs_exactly_one_host(nursery: trio.Nursery) -> None:
+    info = await start(nursery, echo)
+    for head in (b"GET / HTTP/1.1\r\n\r\n", b"GET / HTTP/1.1\r\nhost: a\r\nhost: b\r\n\r\n"):
+        client = await RawClient.connect(info)
+        await client.send(head)
+        assert (await client.read_response())[0] == 400
+        assert await client.at_eof()
+
+
+async def test_pipelined_request_after_connection_close_is_not_served(
+    nursery: trio.Nursery,
+) -> None:
+    seen: list[str] = []
+
+    async def handler(request: Request) -> Response:
+        seen.append(request.path)
+        return Response(status=200, body=b"ok")
+
+    info = await start(nursery, handler)
+    client = await RawClient.connect(info)
+    await client.send(get("/last", "connection: close\r\n") + get("/ignored"))
+    assert (await client.read_response())[2] == b"ok"
+    assert await client.at_eof()
+    assert seen == ["/last"]
+
+
+async def test_garbage_after_a_good_pipelined_request_answers_it_first(
+    nursery: trio.Nursery,
+) -> None:
+    info = await start(nursery, echo)
+    client = await RawClient.connect(info)
+    await client.send(get("/good") + b"NOT HTTP AT ALL\r\n\r\n")
+    status, _, body = await client.read_response()
+    assert (status, json.loads(body)["path"]) == (200, "/good")
+    assert (await client.read_response())[0] == 400
+    assert await client.at_eof()
+
+
+async def test_header_growing_over_many_reads_gets_431(nursery: trio.Nursery) -> None:
+    # llhttp itself would buffer an endless header value; the server counts what it fed.
+    info = await start(nursery, echo, ServerLimits(max_header_bytes=1024))
+    client = await RawClient.connect(info)
+
+    async def send_forever() -> None:
+        await client.send(b"GET / HTTP/1.1\r\nhost: t\r\nx-long: ")
+        while True:
+            await client.send(b"a" * 8192)
+
+    async with trio.open_nursery() as sender:
+        sender.start_soon(send_forever)
+        with trio.fail_after(5):
+            assert (await client.read_response())[0] == 431
+        sender.cancel_scope.cancel()
+
+
+async def test_upgrade_request_is_served_as_a_plain_request_then_closed(
+    nursery: trio.Nursery,
+) -> None:
+    info = await start(nursery, echo)
+    client = await RawClient.connect(info)
+    await client.send(get("/ws", "upgrade: websocket\r\nconnection: upgrade\r\n") + b"\x81\x00")
+    status, headers, body = await client.read_response()
+    assert (status, headers["connection"], json.loads(body)["path"]) == (200, "close", "/ws")
+    assert await client.at_eof()
+
+
+async def test_stream_to_an_http_1_0_client_ends_by_closing(nursery: trio.Nursery) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"one,"
+        yield b"two"
+
+    async def handler(request: Request) -> Response:
+        return Response(status=200, headers=[(b"content-length", b"7")], stream=chunks())
+
+    info = await start(nursery, handler)
+    client = await RawClient.connect(info)
+    await client.send(b"GET / HTTP/1.0\r\n\r\n")
+    status, headers = await client.read_head()
+    assert (status, headers["connection"]) == (200, "close")
+    assert "transfer-encoding" not in headers and "content-length" not in headers
+    body = bytearray()
+    while not await client.at_eof():
+        body += client.buffer
+        client.buffer.clear()
+    assert bytes(body + client.buffer) == b"one,two"
+
+
+async def test_bodiless_status_streams_no_body_and_keeps_the_connection(
+    nursery: trio.Nursery,
+) -> None:
+    async def nothing() -> AsyncIterator[bytes]:
+        raise AssertionError("a 204 must not iterate the stream")
+        yield b""  # pragma: no cover
+
+    async def handler(request: Request) -> Response:
+        if request.path == "/204":
+            return Response(status=204, stream=nothing())
+        return Response(status=200, body=b"next")
+
+    info = await start(nursery, handler)
+    client = await RawClient.connect(info)
+    await client.send(get("/204"))
+    status, headers = await client.read_head()
+    assert status == 204 and "transfer-encoding" not in headers
+    await client.send(get("/"))
+    assert (await client.read_response())[2] == b"next"
+
+
+async def test_body_not_matching_its_content_length_gives_500(nursery: trio.Nursery) -> None:
+    async def handler(request: Request) -> Response:
+        return Response(status=200, headers=[(b"content-length", b"10")], body=b"short")
+
+    info = await start(nursery, handler)
+    client = await RawClient.connect(info)
+    await client.send(get())
+    assert (await client.read_response())[0] == 500
+    # ...while HEAD may declare the length of the body it does not send.
+    client = await RawClient.connect(info)
+    await client.send(b"HEAD / HTTP/1.1\r\nhost: t\r\n\r\n")
+    status, headers, _ = await client.read_response(head_only=True)
+    assert (status, headers["content-length"]) == (200, "10")
+
+
+def test_parser_gives_the_same_requests_whatever_the_read_boundaries() -> None:
+    wire = (
+        get("/a?x=1", "x-test: 1\r\n")
+        + b"POST /b HTTP/1.1\r\nhost: t\r\ntransfer-encoding: chunked\r\n\r\n"
+        + b"3\r\nabc\r\n2\r\nde\r\n0\r\nx-trailer: dropped\r\n\r\n"
+        + b"POST /c HTTP/1.1\r\nhost: t\r\ncontent-length: 2\r\n\r\nhi"
+    )
+
+    def parse(pieces: list[bytes]) -> list[tuple[str, str, str, bytes, int]]:
+        parser = RequestParser(
+            max_header_bytes=1024, max_body_bytes=1024, client="c", read_size=1024
+        )
+        for piece in pieces:
+            parser.feed(piece)
+        assert parser.error is None and not parser.in_message
+        return [
+            (
+                r.request.method,
+                r.request.path,
+                r.request.query,
+                r.request.body,
+                len(r.request.headers),
+            )
+            for r in parser.ready
+        ]
+
+    whole = parse([wire])
+    assert whole == [
+        ("GET", "/a", "x=1", b"", 2),
+        ("POST", "/b", "", b"abcde", 2),  # the trailer is not a header
+        ("POST", "/c", "", b"hi", 2),
+    ]
+    assert parse([wire[i : i + 1] for i in range(len(wire))]) == whole
+
+
+def test_parser_refuses_a_declared_body_over_the_limit_before_it_arrives() -> None:
+    parser = RequestParser(max_header_bytes=1024, max_body_bytes=10, client="c", read_size=1024)
+    parser.feed(b"POST / HTTP/1.1\r\nhost: t\r\ncontent-length: 11\r\nexpect: 100-continue\r\n\r\n")
+    assert (parser.error, parser.wants_continue, list(parser.ready)) == (413, False, [])
+
+
+def test_response_head_frames_and_validates() -> None:
+    head = response_head(
+        200,
+        [(b"content-length", b"2"), (b"content-length", b"2"), (b"connection", b"keep-alive")],
+        body_length=2,
+        head_only=False,
+        http_10=False,
+        close=True,
+    )
+    assert head.data == (
+        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nserver: ccx-tray\r\nconnection: close\r\n\r\n"
+    )
+    assert (head.framing, head.close) == ("length", True)
+    stream = response_head(
+        200,
+        [(b"Connection", b"Close")],
+        body_length=None,
+        head_only=False,
+        http_10=False,
+        close=False,
+    )
+    assert (stream.framing, stream.close) == ("chunked", True)
+    assert b"transfer-encoding: chunked\r\n" in stream.data
+    for bad in (
+        [(b"x bad", b"v")],
+        [(b"x", b" leading")],
+        [(b"x", b"nul\x00")],
+        [(b"content-length", b"1"), (b"content-length", b"2")],
+        [(b"content-length", b"-1")],
+    ):
+        with pytest.raises(InvalidResponse):
+            response_head(200, bad, body_length=1, head_only=False, http_10=False, close=False)
+    with pytest.raises(InvalidResponse):
+        response_head(101, [], body_length=0, head_only=False, http_10=False, close=False)
+    assert chunk(b"hello") + LAST_CHUNK == b"5\r\nhello\r\n0\r\n\r\n"
