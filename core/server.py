@@ -301,6 +301,8 @@ class _Connection:
         if self.reader_paused is not None:
             self.reader_paused.set()
             self.reader_paused = None
+        if self.parser.changed:
+            return  # the reader fed news while we were sending (a `100 Continue`)
         self.wake = wake = trio.Event()
         try:
             await wake.wait()
