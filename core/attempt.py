@@ -243,5 +243,13 @@ class RelayStream:
 
     async def aclose(self) -> None:
         """Called by the server when it is done, also when the client went away."""
-        gone = Outcome(kind=OutcomeKind.CLIENT_GONE, reason="client_gone", status=None)
-        await self._finish(gone)
+        if self.outcome is not None:
+            return
+        # A client may read the last event and hang up before we ask the upstream for
+        # more: if the stream already reached its end, it was served, not abandoned.
+        if not self._finished:
+            self._pipe.close()
+        if self._pipe.completed:
+            await self._finish(_OK)
+            return
+        await self._finish(Outcome(kind=OutcomeKind.CLIENT_GONE, reason="client_gone", status=None))

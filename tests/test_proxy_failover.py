@@ -349,3 +349,36 @@ upstreams:
         await wait_all_tasks_blocked()
         assert engine.snapshot().active_total == 0
         assert engine.snapshot().upstreams[0].failures == 0
+
+
+async def test_client_leaving_after_the_last_event_counts_as_served(
+    nursery: trio.Nursery,
+) -> None:
+    never = trio.Event()  # the upstream keeps its response open after message_stop
+    complete = [
+        b'event: message_start\ndata: {"type":"message_start","message":{"id":"m","usage":{"input_tokens":3}}}\n\n',
+        b'event: content_block_start\ndata: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}\n\n',
+        b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":7}}\n\n',
+        b'event: message_stop\ndata: {"type":"message_stop"}\n\n',
+    ]
+    a = await start_fake(nursery, FakeUpstream(sse_reply([*complete, never])))
+    cfg = make_config(f"""
+upstreams:
+  - name: only
+    provider: anthropic
+    base_url: {a.url}
+    api_key: key-only-0000000001
+""")
+    async with running_proxy(cfg) as (engine, client):
+        got = b""
+        async with client.stream("POST", "/v1/messages", json={**MSG, "stream": True}) as resp:
+            async for chunk in resp.aiter_raw():
+                got += chunk
+                if b"message_stop" in got:
+                    break  # the client has all it needs and hangs up
+        await wait_all_tasks_blocked()
+        engine.access_log.flush()
+        line = engine.access_log.recent[-1]
+        assert line["status"] == 200 and line["error"] is None
+        assert line["output_tokens"] == 7
+        assert engine.snapshot().upstreams[0].successes == 1
