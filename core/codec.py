@@ -22,6 +22,7 @@ from core.pipes import PassthroughPipe, StreamPipe
 from core.translate.api import (
     count_tokens_request,
     count_tokens_response,
+    custom_tool_names,
     translate_error,
     translate_request,
     translate_response,
@@ -156,6 +157,8 @@ class TranslatingPlan(Plan):
         self.client = inbound.dialect
         self.upstream = spec.dialect
         self._body: bytes | None = None
+        # The client's free-form tools: their calls reach it as custom calls again.
+        self.custom_tools = custom_tool_names(inbound.body, src=inbound.dialect)
 
     def url(self, base_url: str) -> str:
         return base_url + self.spec.upstream_path(
@@ -196,6 +199,7 @@ class TranslatingPlan(Plan):
             dst=self.client,
             client_model=self.inbound.model,
             include_usage=include_usage,
+            custom_tools=self.custom_tools,
         )
         pipe: StreamPipe = TranslatingPipe(translator, SPECS[self.client])
         if self.client is Dialect.GEMINI and not self.inbound.gemini_sse:
@@ -212,7 +216,11 @@ class TranslatingPlan(Plan):
         if self.inbound.operation is Operation.COUNT_TOKENS:
             return dumps(count_tokens_response(data, src=self.upstream, dst=self.client))
         translated = translate_response(
-            data, src=self.upstream, dst=self.client, client_model=self.inbound.model
+            data,
+            src=self.upstream,
+            dst=self.client,
+            client_model=self.inbound.model,
+            custom_tools=self.custom_tools,
         )
         return dumps(translated)
 

@@ -20,6 +20,7 @@ from typing import Any
 from core.dialects import Dialect
 from core.dialects.registry import SPECS
 from core.translate import anthropic, canonical, gemini, openai_chat, openai_responses
+from core.translate.custom_tools import restore_calls
 from core.translate.estimate import estimate_count_tokens as estimate_count_tokens
 from core.translate.gemini_fields import camel_request
 
@@ -60,11 +61,38 @@ def translate_request(
 
 
 def translate_response(
-    body: dict[str, Any], *, src: Dialect, dst: Dialect, client_model: str
+    body: dict[str, Any],
+    *,
+    src: Dialect,
+    dst: Dialect,
+    client_model: str,
+    custom_tools: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
+    """`custom_tools`: the client's free-form tool names (`custom_tool_names`); calls to
+    them become custom calls with raw input again (custom_tools.py)."""
     resp: canonical.Response = _MODULES[src].read_response(body)
+    resp = restore_calls(resp, custom_tools)
     out: dict[str, Any] = _MODULES[dst].write_response(resp, model=client_model)
     return out
+
+
+def custom_tool_names(body: dict[str, Any], *, src: Dialect) -> frozenset[str]:
+    """Names of the free-form (`custom`) tools a client request defines.
+
+    Only OpenAI Responses (`{"type": "custom", "name"}`) and Chat
+    (`{"type": "custom", "custom": {"name"}}`) have them; other dialects answer empty.
+    """
+    tools = body.get("tools")
+    if src not in (Dialect.OPENAI_RESPONSES, Dialect.OPENAI_CHAT) or not isinstance(tools, list):
+        return frozenset()
+    names: set[str] = set()
+    for tool in tools:
+        if not isinstance(tool, dict) or tool.get("type") != "custom":
+            continue
+        named = tool.get("custom") if src is Dialect.OPENAI_CHAT else tool
+        if isinstance(named, dict) and isinstance(named.get("name"), str):
+            names.add(named["name"])
+    return frozenset(names)
 
 
 def translate_error(status: int, body: bytes, *, src: Dialect, dst: Dialect) -> bytes:

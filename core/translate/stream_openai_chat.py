@@ -13,6 +13,9 @@ Rules:
   de-facto field those clients read. Signatures and redacted reasoning have no Chat field
   and are dropped on purpose; a Gemini function-call signature rides in the tool call id
   (`<id>__ccxsig__<b64url>`, common.py) like openai_chat.py writes it.
+- Custom (free-form) tool calls: the chunk schema documents only function calls; the
+  shape OpenAI streams and SDK users report is `{"index", "id", "type": "custom",
+  "custom": {"name", "input"}}` with later `custom.input` fragments. Both sides use it.
 - Chat has no block boundaries, so the decoder opens a block when the delta kind (text,
   reasoning, a new tool index) changes and closes the previous one.
 - Ending: `[DONE]` ends the stream. If the upstream closes after a `finish_reason` but
@@ -215,7 +218,9 @@ class Decoder:
 
     def _tool(self, call: dict[str, Any], out: list[StreamEvent]) -> None:
         n = int(call.get("index", 0))
-        fn = call.get("function") or {}
+        custom = call.get("custom")
+        is_custom = call.get("type") == "custom" or (isinstance(custom, dict) and bool(custom))
+        fn = (custom if is_custom else call.get("function")) or {}
         new_id = call.get("id")
         if new_id and n in self._tools and self._ids.get(n) != new_id:
             # Some compatible servers send whole calls without distinct indexes: a new id
@@ -236,9 +241,10 @@ class Decoder:
                     kind="tool_call",
                     tool_id=str(call.get("id") or f"call_{self._next}"),
                     tool_name=str(fn.get("name") or ""),
+                    tool_kind="custom" if is_custom else "function",
                 )
                 i = self._tools[n] = self._open_block(key, start, out)
-        args = fn.get("arguments")
+        args = fn.get("input" if is_custom else "arguments")
         if args:
             out.append(ToolArgsDelta(index=i, partial_json=args))
 
@@ -262,6 +268,7 @@ class Encoder:
         self._created = int(time.time()) if created is None else created
         self._head = ""  # '{"id":...,"object":...,"created":...,"model":...,' prefix
         self._tool_slots: dict[int, int] = {}  # canonical index -> tool_calls[].index
+        self._custom: set[int] = set()  # canonical indexes of custom (free-form) calls
         self._finished = False
 
     def feed(self, event: StreamEvent) -> bytes:
@@ -274,6 +281,8 @@ class Encoder:
                 slot = self._tool_slots.get(i)
                 if slot is None or not p:
                     return b""
+                if i in self._custom:
+                    return self._chunk({"tool_calls": [{"index": slot, "custom": {"input": p}}]})
                 return self._chunk({"tool_calls": [{"index": slot, "function": {"arguments": p}}]})
             case ReasoningDelta(text=t):
                 return self._fast("reasoning_content", t) if t else b""
@@ -311,12 +320,16 @@ class Encoder:
 
     def _tool_start(self, event: BlockStart) -> bytes:
         slot = self._tool_slots[event.index] = len(self._tool_slots)
-        call = {
-            "index": slot,
-            "id": common.id_with_signature(event.tool_id or f"call_{event.index}", event.signature),
-            "type": "function",
-            "function": {"name": event.tool_name or "", "arguments": ""},
-        }
+        call_id = common.id_with_signature(event.tool_id or f"call_{event.index}", event.signature)
+        call: dict[str, Any] = {"index": slot, "id": call_id}
+        if event.tool_kind == "custom":  # the shape Chat's custom calls stream in (module rules)
+            self._custom.add(event.index)
+            call |= {"type": "custom", "custom": {"name": event.tool_name or "", "input": ""}}
+        else:
+            call |= {
+                "type": "function",
+                "function": {"name": event.tool_name or "", "arguments": ""},
+            }
         return self._chunk({"tool_calls": [call]})
 
     def _finish(self, event: Finish) -> bytes:

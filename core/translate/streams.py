@@ -37,6 +37,7 @@ from core.translate.canonical import (
     ToolArgsDelta,
     Usage,
 )
+from core.translate.custom_tools import StreamRestorer
 
 
 class Decoder(Protocol):
@@ -83,7 +84,9 @@ class StreamTranslator:
     """Feed raw upstream bytes (any split); get client bytes back.
 
     `include_usage` only matters for OpenAI Chat clients (their
-    `stream_options.include_usage`); `created` fixes the OpenAI `created` stamps.
+    `stream_options.include_usage`); `created` fixes the OpenAI `created` stamps;
+    `custom_tools` names the client's free-form tools, whose calls reach it as custom
+    calls with raw input (custom_tools.py).
     """
 
     def __init__(
@@ -94,9 +97,11 @@ class StreamTranslator:
         client_model: str,
         include_usage: bool = True,
         created: int | None = None,
+        custom_tools: frozenset[str] = frozenset(),
     ) -> None:
         self._parser = SSEParser()
         self._decoder = decoder(src)
+        self._restorer = StreamRestorer(custom_tools)
         self._encoder = encoder(
             dst, model=client_model, include_usage=include_usage, created=created
         )
@@ -125,7 +130,7 @@ class StreamTranslator:
     def feed(self, chunk: bytes) -> bytes:
         if self._ended:
             return b""
-        out = [self._events(self._decoder.feed(e)) for e in self._parser.feed(chunk)]
+        out = [self._decoded(self._decoder.feed(e)) for e in self._parser.feed(chunk)]
         return b"".join(out)
 
     def close(self) -> bytes:
@@ -133,14 +138,17 @@ class StreamTranslator:
             return b""
         # An event left without its blank line is a truncated tail unless its data is whole.
         tail = [e for e in self._parser.close() if _complete(e)]
-        out = [self._events(self._decoder.feed(e)) for e in tail]
-        out.append(self._events(self._decoder.close()))
+        out = [self._decoded(self._decoder.feed(e)) for e in tail]
+        out.append(self._decoded(self._decoder.close()))
         return b"".join(out)
 
     def fail(self, kind: str, message: str) -> bytes:
         if self._ended:
             return b""
         return self._events([ErrorEvent(kind=kind, message=message)], upstream=False)
+
+    def _decoded(self, events: list[StreamEvent]) -> bytes:
+        return self._events(self._restorer.feed(events))
 
     def _events(self, events: list[StreamEvent], *, upstream: bool = True) -> bytes:
         out = []
