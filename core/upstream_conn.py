@@ -40,8 +40,9 @@ _JOIN_MAX: Final = 64 * 1024
 _FRAMING: Final = frozenset((b"content-length", b"transfer-encoding"))
 _OWN_HEADERS: Final = frozenset((b"host", b"content-length", b"transfer-encoding"))
 _TOKEN: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-# Anything a head may not carry besides its own CRLF line ends (tab is allowed in values).
-_CONTROL: Final = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Deleting every byte a head may carry leaves its control bytes: only its own line ends,
+# if no value smuggles a CR, LF, NUL or other control byte (tab is allowed in values).
+_PLAIN: Final = bytes(c for c in range(256) if c == 9 or 0x20 <= c != 0x7F)
 # Header names already checked: the same dozen names come with every request.
 _GOOD_NAMES: set[bytes] = set()
 _GOOD_NAMES_MAX: Final = 4096
@@ -87,8 +88,7 @@ def encode_head(
 
     Host and Content-Length are ours: the caller's copies (and Transfer-Encoding) are
     dropped, a second copy would be a protocol error. Values are checked on the joined head
-    at C speed: a CR, LF or other control character in any value shows up as an extra line
-    end or a _CONTROL match.
+    in one C pass (a regex over it cost several times more).
     """
     parts = [method, b" ", path, b" HTTP/1.1\r\nhost: ", host, b"\r\n"]
     line_ends = 3  # the request line, host, the blank line
@@ -104,9 +104,7 @@ def encode_head(
         line_ends += 1
     parts.append(b"\r\n")
     head = b"".join(parts)
-    if head.count(b"\n") != line_ends or head.count(b"\r") != line_ends:
-        return None
-    return None if _CONTROL.search(head) else head
+    return head if head.translate(None, _PLAIN) == b"\r\n" * line_ends else None
 
 
 def _good_name(name: bytes) -> bool:
