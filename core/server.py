@@ -18,8 +18,9 @@ What it owns and its rules:
   content-length mismatch), answers 500 with a small JSON body and closes the connection; it
   is logged (logger "ccx.server"). Nothing a client does (reset, garbage) kills the server or
   other connections.
-- Cheap: no task or cancel scope per request, one `send_all` for a whole non-stream
-  response, one `send_all` per stream chunk, no buffering.
+- Cheap: no task or cancel scope per request, llhttp parsing, one write for a whole
+  non-stream response and one per stream chunk (straight to the socket on POSIX; trio
+  only when the kernel buffer is full), no buffering.
 """
 
 from __future__ import annotations
