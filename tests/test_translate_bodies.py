@@ -183,6 +183,32 @@ def test_openai_reasoning_replays_to_openai_after_an_anthropic_client() -> None:
     assert to_gemini["contents"][1]["parts"] == [{"text": ""}]  # not replayable there
 
 
+def test_openai_reasoning_replays_to_openai_after_a_gemini_client() -> None:
+    resp = api.translate_response(
+        load("input/response.openai-responses.json"),
+        src=Dialect.OPENAI_RESPONSES,
+        dst=Dialect.GEMINI,
+        client_model="gemini-x",
+    )
+    thought = resp["candidates"][0]["content"]["parts"][0]
+    assert thought["thought"] is True and thought["text"] == "Two files to read."
+    follow_up = {
+        "contents": [
+            {"role": "user", "parts": [{"text": "go"}]},
+            {"role": "model", "parts": [thought]},
+            {"role": "user", "parts": [{"text": "and?"}]},
+        ]
+    }
+    to_openai = api.translate_request(
+        follow_up, src=Dialect.GEMINI, dst=Dialect.OPENAI_RESPONSES, model="gpt-5", client_model="c"
+    )
+    assert to_openai["input"][1]["encrypted_content"] == "gAAAAopenaienc"
+    to_gemini = api.translate_request(
+        follow_up, src=Dialect.GEMINI, dst=Dialect.GEMINI, model="gemini-2.5-pro", client_model="c"
+    )
+    assert "thoughtSignature" not in json.dumps(to_gemini)  # not replayable there
+
+
 def test_gemini_client_gets_foreign_signatures_as_base64_and_returns_them() -> None:
     resp = api.translate_response(
         load("input/response.anthropic.json"),

@@ -107,11 +107,21 @@ def _write_part(part: c.Part, index: int, *, to_client: bool) -> list[dict[str, 
 
 
 def _token(part: c.Reasoning, *, to_client: bool) -> str | None:
-    """The thoughtSignature to write. A Responses client hands a Gemini signature back as
-    encrypted_content, which its reader keeps as `redacted`: still Gemini's to replay."""
-    sig = k.emit_token(part.signature, FAMILY, to_client=to_client)
-    if sig is None and part.redacted and k.token_family(part.redacted) == FAMILY:
-        sig = k.emit_token(part.redacted, FAMILY, to_client=to_client)
+    return reasoning_token(part.signature, part.redacted, to_client=to_client)
+
+
+def reasoning_token(signature: str | None, redacted: str | None, *, to_client: bool) -> str | None:
+    """The thoughtSignature to write for a thought (bodies and streams).
+
+    A Responses client hands a Gemini signature back as encrypted_content, which its
+    reader keeps as `redacted`: still Gemini's to replay. OpenAI's encrypted_content is
+    `redacted` too: a Gemini client carries it (tagged) so the next turn replays it to
+    OpenAI, whose writers take it from either field. Anthropic redacted_thinking data is
+    not a signature: it would come back as one, so it is not written.
+    """
+    sig = k.emit_token(signature, FAMILY, to_client=to_client)
+    if sig is None and redacted and k.token_family(redacted) != "anthropic":
+        sig = k.emit_token(redacted, FAMILY, to_client=to_client)
     return sig
 
 

@@ -20,7 +20,9 @@ Rules:
   that part (the Gemini writer re-attaches it to the part that follows). The encoder
   writes a signature the client can return: raw when Gemini minted it, else the tagged
   token base64-wrapped; a signature-only block becomes `{"thought": true, "text": "",
-  "thoughtSignature": ...}`. Redacted reasoning has no Gemini field and is dropped.
+  "thoughtSignature": ...}`. OpenAI encrypted_content (`redacted`) is written the same
+  way (gemini_write.reasoning_token); Anthropic redacted_thinking has no Gemini field and
+  is dropped.
 - Usage: `candidatesTokenCount` excludes `thoughtsTokenCount`; canonical output includes
   reasoning, so the decoder adds them and the encoder splits them again.
 - End: the chunk with `finishReason` ends the stream; closing before it is an early end.
@@ -47,7 +49,7 @@ from core.translate.canonical import (
     ToolArgsDelta,
     Usage,
 )
-from core.translate.gemini import read_signature, write_signature
+from core.translate.gemini import read_signature, reasoning_token, write_signature
 
 FAMILY: common.Family = "gemini"
 EARLY_END = "upstream stream ended early"
@@ -254,8 +256,8 @@ class Encoder:
                 if i in self._tools:
                     self._tools[i][4].append(p)
                 return b""
-            case ReasoningDelta(text=t, signature=s):
-                return self._reasoning(t, s)
+            case ReasoningDelta(text=t, signature=s, redacted=r):
+                return self._reasoning(t, reasoning_token(s or None, r or None, to_client=True))
             case BlockStart(kind="tool_call"):
                 self._tools[event.index] = (
                     event.tool_id,
@@ -290,8 +292,7 @@ class Encoder:
     def _parts(self, parts: list[dict[str, Any]]) -> bytes:
         return self._chunk({"content": {"parts": parts, "role": "model"}, "index": 0})
 
-    def _reasoning(self, text: str, signature: str | None) -> bytes:
-        token = common.emit_token(signature or None, FAMILY, to_client=True)
+    def _reasoning(self, text: str, token: str | None) -> bytes:
         if not text and not token:
             return b""
         part: dict[str, Any] = {"text": text, "thought": True}
