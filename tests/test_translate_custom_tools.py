@@ -21,7 +21,8 @@ from openai.types.responses import ResponseStreamEvent
 from core.dialects import Dialect
 from core.sse import SSEParser
 from core.translate import api
-from core.translate.custom_tools import InputDecoder, input_text
+from core.translate import canonical as c
+from core.translate.custom_tools import InputDecoder, StreamRestorer, input_text
 from core.translate.streams import StreamTranslator
 
 AGENTS = pathlib.Path(__file__).parent / "data" / "translate" / "agents"
@@ -303,6 +304,17 @@ def test_a_chat_upstream_streaming_custom_calls_reaches_codex_as_custom_calls() 
     events = responses_events(t.feed(raw.encode()) + t.close())
     item = events[-1]["response"]["output"][-1]
     assert item["type"] == "custom_tool_call" and item["input"] == PATCH
+
+
+def test_a_call_still_open_at_finish_gives_its_input_before_the_finish() -> None:
+    restorer = StreamRestorer(APPLY_PATCH)
+    start = c.BlockStart(index=0, kind="tool_call", tool_id="t", tool_name="apply_patch")
+    args = json.dumps({"x": 1, "input": PATCH})  # not the simple shape: decided at the end
+    out = restorer.feed([start, c.ToolArgsDelta(index=0, partial_json=args)])
+    assert out == [c.BlockStart(index=0, kind="tool_call", tool_id="t", tool_name="apply_patch",
+                                tool_kind="custom")]  # fmt: skip
+    finish = c.Finish(stop_reason=c.StopReason.TOOL_USE)
+    assert restorer.feed([finish]) == [c.ToolArgsDelta(index=0, partial_json=PATCH), finish]
 
 
 # ------------------------------------------------------------------ the incremental decoder

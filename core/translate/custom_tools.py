@@ -126,6 +126,8 @@ class StreamRestorer:
                 self._open[event.index] = InputDecoder()
                 return [replace(event, tool_kind="custom")]
             return [event]
+        if isinstance(event, c.Finish | c.End):
+            return [*self._flush(), event]  # a decoder that closes blocks late: keep the input
         decoder = self._open.get(getattr(event, "index", -1))
         if decoder is None:
             return [event]
@@ -138,3 +140,8 @@ class StreamRestorer:
             delta = [c.ToolArgsDelta(index=event.index, partial_json=text)] if text else []
             return [*delta, event]
         return [event]
+
+    def _flush(self) -> list[c.StreamEvent]:
+        pending = [(i, d.close()) for i, d in sorted(self._open.items())]
+        self._open.clear()
+        return [c.ToolArgsDelta(index=i, partial_json=text) for i, text in pending if text]
