@@ -32,6 +32,7 @@ from core.server import ServerInfo, serve
 from core.snapshot import Snapshot, take_snapshot
 from core.state import Runtime
 from core.upstream import UpstreamClient
+from core.watchdog import Watchdog
 
 log = logging.getLogger("ccx.engine")
 NOT_FOUND = b'{"error":{"type":"not_found","message":"no such endpoint"}}'
@@ -44,6 +45,7 @@ class Engine:
         self.metrics = Metrics()
         self.access_log = access_log or AccessLog()
         self.client = UpstreamClient()
+        self.watchdog = Watchdog()
         self.proxy = Proxy(self)
         self.info: ServerInfo | None = None
         # Called after each config change or rejected edit (the tray and tests listen here).
@@ -98,6 +100,7 @@ class Engine:
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.access_log.run)
+                await nursery.start(self.watchdog.run)
                 self.info = await nursery.start(
                     partial(
                         serve,

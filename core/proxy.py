@@ -243,7 +243,9 @@ class Proxy:
         ctx.attempts.append(record)
         done = False
         try:
-            result = await attempt(self.engine.client, cfg, out, plan.pipe, time.time)
+            result = await attempt(
+                self.engine.client, cfg, out, plan.pipe, time.time, self.engine.watchdog
+            )
             done = True
         finally:
             record["ms"] = round((trio.current_time() - started) * 1000, 1)

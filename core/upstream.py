@@ -301,6 +301,17 @@ class UpstreamResponse:
         chunks = [chunk async for chunk in self.iter_raw()]
         return b"".join(chunks)
 
+    @property
+    def is_open(self) -> bool:
+        """Still holding its connection (the body was not read to the end)."""
+        return self._conn is not None
+
+    def abort(self) -> None:
+        """Close the connection now, from any task: a read pending elsewhere wakes with an
+        error. Used by the stream watchdog; never returns the connection to the pool."""
+        if self._conn is not None:
+            self._let_go(self._conn, keep=False)
+
     async def aclose(self) -> None:
         """Idempotent: pool the connection if the body was read to the end, else close it."""
         if self._conn is not None:

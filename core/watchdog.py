@@ -1,0 +1,61 @@
+"""Idle and total deadlines for committed streams, without a cancel scope per chunk.
+
+A trio cancel scope with a deadline costs about 12 us here, and a stream relays one chunk
+per event: a scope per chunk alone would eat most of the 20 us per-event budget. Instead
+each relay notes the time of its last chunk (one float), and one watchdog task looks at
+all live relays a few times per idle period. A relay past its deadline is told to `stall`:
+it aborts its upstream connection, which wakes the pending read with an error that the
+relay reports as the timeout it is.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol
+
+import trio
+
+MAX_TICK = 0.5  # seconds; a stall is noticed at most this late (or idle/4 if smaller)
+
+
+class Watched(Protocol):
+    idle: float
+    total_deadline: float
+    last_activity: float
+
+    def stall(self, phase: Literal["idle", "total"]) -> None: ...
+
+
+class Watchdog:
+    def __init__(self) -> None:
+        self._relays: set[Watched] = set()
+        self._wake = trio.Event()
+
+    def watch(self, relay: Watched) -> None:
+        self._relays.add(relay)
+        self._wake.set()
+
+    def forget(self, relay: Watched) -> None:
+        self._relays.discard(relay)
+
+    def __len__(self) -> int:
+        return len(self._relays)
+
+    def check(self, now: float) -> None:
+        for relay in list(self._relays):
+            if now >= relay.total_deadline:
+                self.forget(relay)
+                relay.stall("total")
+            elif now - relay.last_activity >= relay.idle:
+                self.forget(relay)
+                relay.stall("idle")
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            if not self._relays:
+                await self._wake.wait()
+                self._wake = trio.Event()
+                continue
+            tick = min(MAX_TICK, min(r.idle for r in self._relays) / 4)
+            await trio.sleep(tick)
+            self.check(trio.current_time())
