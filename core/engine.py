@@ -10,6 +10,7 @@ Rules:
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -171,6 +172,10 @@ def run_headless(config_path: str) -> int:
     except ConfigError as exc:
         print(f"ccx-tray: {exc}", file=sys.stderr)
         return 1
+    # Startup objects (modules, config) never die: keep them out of the cyclic collector's
+    # full passes, which otherwise walk them all and show up as latency spikes.
+    gc.collect()
+    gc.freeze()
     try:
         trio.run(_run_until_signal, config, config_path)
     except OSError as exc:
