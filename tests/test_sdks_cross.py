@@ -3,7 +3,7 @@
 Each client API (anthropic Messages, openai Chat Completions and Responses, google-genai)
 asks the proxy, whose only upstream is a fake of each other dialect (with a `model:`, so it
 is a candidate) answering with the realistic samples in tests/data/streams/. We assert what
-the SDK parsed (the upstream's text; usage as MAPPING.md says: input tokens counting cache,
+the SDK parsed (the upstream's text; usage as the README (Cross-dialect translation) says: input tokens counting cache,
 output tokens counting reasoning) and what the upstream received (its own path, auth header,
 model and stream flag). Tool round trips live in test_sdks_cross_tools.py, which reuses the
 tables here. Last, "Claude first, Gemini on rate limit": the anthropic SDK gets its answer
@@ -54,7 +54,7 @@ class Side:
     auth: tuple[bytes, bytes]
     plain: str  # sample file names under tests/data/streams/
     stream: str
-    plain_usage: tuple[int, int]  # (input incl. cache, output incl. reasoning), MAPPING.md
+    plain_usage: tuple[int, int]  # (input incl. cache, output incl. reasoning), the README (Cross-dialect translation)
     stream_usage: tuple[int, int]
 
     def usage(self, stream: bool) -> tuple[int, int]:

@@ -6,7 +6,7 @@ then two parallel `get_weather` calls: Paris and São Paulo). The SDK must parse
 Turn 2 sends the history and both tool results in the client's own form; we assert what the
 upstream received, in its own form: both calls in the history, each result paired with its
 call (same id, in order; Gemini by name and position), the upstream's own call ids back
-where it minted them, and its opaque reasoning token replayed (MAPPING.md) unless the
+where it minted them, and its opaque reasoning token replayed (the README (Cross-dialect translation)) unless the
 client is Chat Completions, which has no field to carry one.
 """
 

@@ -7,7 +7,7 @@ each agent and each of the three other upstream dialects the translated body mus
 valid for that API (its required structure; Gemini bodies are checked with google-genai's
 own strict types) and keep the meaning: the same calls with the same ids, names and
 arguments, every result paired with its call, the same tools. The degrade rules checked
-here are the ones MAPPING.md's "Agents" section documents.
+here are the ones the README (Cross-dialect translation)'s "Agents" section documents.
 """
 
 from __future__ import annotations
