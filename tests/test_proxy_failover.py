@@ -18,6 +18,16 @@ OK = json_reply(
 )
 
 
+def only_upstream(url: str, extra: str = "") -> str:
+    return f"""
+upstreams:
+  - name: only
+    provider: anthropic
+    base_url: {url}
+    api_key: key-only-0000000001
+{extra}"""
+
+
 def two_upstreams(a: str, b: str, routing: str = "strategy: priority", extra_a: str = "") -> str:
     return f"""
 upstreams:
@@ -182,16 +192,8 @@ async def test_breaker_opens_and_no_candidate_gives_503_with_retry_after(
     nursery: trio.Nursery,
 ) -> None:
     a = await start_fake(nursery, FakeUpstream(json_reply({"error": "down"}, status=500)))
-    cfg = make_config(f"""
-upstreams:
-  - name: only
-    provider: anthropic
-    base_url: {a.url}
-    api_key: key-only-0000000001
-routing:
-  max_attempts: 1
-  breaker: {{failure_threshold: 2, cooldown: 30}}
-""")
+    routing = "routing:\n  max_attempts: 1\n  breaker: {failure_threshold: 2, cooldown: 30}\n"
+    cfg = make_config(only_upstream(a.url, routing))
     async with running_proxy(cfg) as (engine, client):
         for _ in range(2):
             assert (await client.post("/v1/messages", json=MSG)).status_code == 500
@@ -277,14 +279,7 @@ async def test_idle_timeout_mid_stream_sends_error_event(nursery: trio.Nursery) 
     stalled = sse_reply([content, never])
     stalled.on_cancel = cancelled
     a = await start_fake(nursery, FakeUpstream(stalled))
-    cfg = make_config(f"""
-upstreams:
-  - name: only
-    provider: anthropic
-    base_url: {a.url}
-    api_key: key-only-0000000001
-    timeouts: {{idle: 0.3}}
-""")
+    cfg = make_config(only_upstream(a.url, "    timeouts: {idle: 0.3}\n"))
     async with running_proxy(cfg) as (_, client):
         resp = await client.post("/v1/messages", json={**MSG, "stream": True})
         assert resp.content.startswith(content)
@@ -297,13 +292,7 @@ async def test_client_disconnect_cancels_the_upstream_request(nursery: trio.Nurs
     cancelled = trio.Event()
     hang = Reply(hang=True, on_cancel=cancelled)
     a = await start_fake(nursery, FakeUpstream(hang))
-    cfg = make_config(f"""
-upstreams:
-  - name: only
-    provider: anthropic
-    base_url: {a.url}
-    api_key: key-only-0000000001
-""")
+    cfg = make_config(only_upstream(a.url))
     async with running_proxy(cfg) as (engine, client):
         async with trio.open_nursery() as inner:
             inner.start_soon(partial(client.post, "/v1/messages", json=MSG))
@@ -332,13 +321,7 @@ async def test_client_disconnect_mid_stream_closes_the_upstream_stream(
     reply = sse_reply([content, gate, b"never sent"])
     reply.on_cancel = cancelled
     a = await start_fake(nursery, FakeUpstream(reply))
-    cfg = make_config(f"""
-upstreams:
-  - name: only
-    provider: anthropic
-    base_url: {a.url}
-    api_key: key-only-0000000001
-""")
+    cfg = make_config(only_upstream(a.url))
     async with running_proxy(cfg) as (engine, client):
         async with client.stream("POST", "/v1/messages", json={**MSG, "stream": True}) as resp:
             first = await resp.aiter_raw().__anext__()
@@ -362,13 +345,7 @@ async def test_client_leaving_after_the_last_event_counts_as_served(
         b'event: message_stop\ndata: {"type":"message_stop"}\n\n',
     ]
     a = await start_fake(nursery, FakeUpstream(sse_reply([*complete, never])))
-    cfg = make_config(f"""
-upstreams:
-  - name: only
-    provider: anthropic
-    base_url: {a.url}
-    api_key: key-only-0000000001
-""")
+    cfg = make_config(only_upstream(a.url))
     async with running_proxy(cfg) as (engine, client):
         got = b""
         async with client.stream("POST", "/v1/messages", json={**MSG, "stream": True}) as resp:
