@@ -265,3 +265,68 @@ async def test_every_strategy_spreads_equal_upstreams(nursery: trio.Nursery, str
     cfg = make_config(upstreams_yaml(urls, {}, f"strategy: {strategy}"))
     async with running_proxy(cfg) as (_, client):
         assert Counter(await picks(client, 10)) == {"x": 5, "y": 5}
+
+
+async def test_token_bucket_is_charged_the_estimate_then_real_usage(
+    nursery: trio.Nursery, mock_clock: MockClock
+) -> None:
+    usage = {"input_tokens": 600, "output_tokens": 300}
+    fake = await start_fake(nursery, FakeUpstream(json_reply({"id": "t", "usage": usage})))
+    cfg = make_config(
+        upstreams_yaml({"only": fake.url}, {"only": "token_limit: 1000 tokens/min"}, "")
+    )
+    async with running_proxy(cfg) as (engine, client):
+        assert (await client.post("/v1/messages", json=MSG)).status_code == 200
+        bucket = engine.snapshot().upstreams[0].tokens_bucket
+        assert bucket is not None
+        assert bucket.level == pytest.approx(100, abs=1)  # 1000 - (600 + 300), not the estimate
+        second = await client.post("/v1/messages", json=MSG)
+        assert second.status_code == 200  # the small estimate still fits: 100 left
+        third = await client.post("/v1/messages", json=MSG)
+        assert third.status_code == 429  # now in debt: wait for the refill
+        assert third.json()["error"]["type"] == "rate_limit_error"
+
+
+async def test_max_concurrent_moves_the_overflow_to_the_next_upstream(
+    nursery: trio.Nursery,
+) -> None:
+    held = Reply(hang=True)
+    small = await start_fake(nursery, FakeUpstream(ok("small")).then(held))
+    big = await start_fake(nursery, FakeUpstream(ok("big")))
+    fields = {"small": "max_concurrent: 1\n    priority: 0", "big": "priority: 1"}
+    cfg = make_config(
+        upstreams_yaml({"small": small.url, "big": big.url}, fields, "strategy: priority")
+    )
+    async with running_proxy(cfg) as (engine, client), trio.open_nursery() as inner:
+        inner.start_soon(partial(client.post, "/v1/messages", json=MSG))
+        with trio.fail_after(5):
+            await held.arrived.wait()  # 'small' is at its cap
+        assert await picks(client, 2) == ["big", "big"]
+        assert engine.snapshot().upstreams[0].active == 1
+        inner.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize(
+    ("headers", "path", "check"),
+    [
+        ({"authorization": "Bearer k"}, "/v1/models", lambda b: b["object"] == "list"),
+        (
+            {"x-api-key": "k", "anthropic-version": "2023-06-01"},
+            "/v1/models",
+            lambda b: b["data"][0]["type"] == "model",
+        ),
+        (
+            {"x-goog-api-key": "k"},
+            "/v1beta/models",
+            lambda b: b["models"][0]["name"] == "models/claude-x",
+        ),
+    ],
+)
+async def test_models_list_in_each_clients_shape(
+    nursery: trio.Nursery, headers: dict[str, str], path: str, check: object
+) -> None:
+    fake = await start_fake(nursery, FakeUpstream(ok("a")))
+    cfg = make_config(upstreams_yaml({"a": fake.url}, {"a": "models: [claude-x]"}, ""))
+    async with running_proxy(cfg) as (_, client):
+        body = (await client.get(path, headers=headers)).json()
+        assert check(body)  # type: ignore[operator]
