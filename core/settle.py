@@ -48,7 +48,7 @@ def settle(
             state.counters.successes += 1
     elif kind is OutcomeKind.KEY_REJECTED:
         state.breaker.release()
-        _fail(state, outcome, wall)
+        _fail(state, outcome, wall, key)
         if isinstance(key, KeyState):
             key.cooldown.extend_to(now + KEY_REJECT_COOLDOWN)
             runtime.add_event(
@@ -59,7 +59,7 @@ def settle(
                 f"{KEY_REJECT_COOLDOWN:.0f}s",
             )
     else:
-        _fail(state, outcome, wall)
+        _fail(state, outcome, wall, key)
         if outcome.status == 429 and outcome.retry_after is not None:
             state.breaker.release()
         else:
@@ -79,10 +79,14 @@ def settle(
         _count_tokens(state, usage, estimate, now)
 
 
-def _fail(state: UpstreamState, outcome: Outcome, wall: float) -> None:
+def _fail(state: UpstreamState, outcome: Outcome, wall: float, key: object) -> None:
     state.counters.failures += 1
-    status = f" {outcome.status}" if outcome.status is not None else ""
-    state.last_error = f"{outcome.reason}{status}".strip()
+    text = outcome.reason
+    if outcome.status is not None and str(outcome.status) != outcome.reason:
+        text += f" (HTTP {outcome.status})"
+    if isinstance(key, KeyState):
+        text += f" with key {key.secret.masked}"  # which key of a pool; masked, never whole
+    state.last_error = text
     state.last_error_wall = wall
 
 

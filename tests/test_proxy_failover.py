@@ -185,6 +185,7 @@ upstreams:
         snap = engine.snapshot().upstreams[0]
         bad = snap.keys[0]
         assert bad.masked == "key…0001" and bad.cooldown > 0
+        assert snap.last_error == "401 with key key…0001"
         assert "key-bad" not in json.dumps(engine.snapshot().to_json())
 
 
