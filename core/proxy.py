@@ -15,19 +15,19 @@ import math
 import random
 import secrets
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import trio
 
 from core import codec, settle
 from core.attempt import Answer, Failure, Outgoing, RelayStream, attempt
-from core.dialects.base import DialectSpec, Inbound, Operation, Usage
+from core.dialects.base import DialectSpec, Operation, Usage
 from core.dialects.registry import SPECS, client_key, match_route, strip_auth_query
 from core.errors import AuthError, CcxError, NoCapacity, NotFound, RequestError
 from core.failover import GiveUp, Outcome, OutcomeKind, plan_next
 from core.headers import client_response_headers
 from core.http import Request, Response
+from core.request_ctx import Ctx, new_request_id
 from core.state import Runtime, UpstreamState
 
 if TYPE_CHECKING:
@@ -35,29 +35,6 @@ if TYPE_CHECKING:
 
 
 JSON = [(b"content-type", b"application/json")]
-
-
-@dataclass(slots=True, kw_only=True)
-class Ctx:
-    """One client request's bookkeeping, written to the access log at the end."""
-
-    request_id: str
-    spec: DialectSpec
-    inbound: Inbound
-    started: float
-    wall: float
-    attempts: list[dict[str, Any]] = field(default_factory=list)
-    upstream: str | None = None
-    model_sent: str | None = None
-    status: int = 0
-    ttfb: float | None = None
-    usage: Usage = field(default_factory=Usage)
-    error: str | None = None
-    logged: bool = False
-
-
-def new_request_id() -> str:
-    return "req_" + secrets.token_hex(8)
 
 
 class Proxy:
@@ -359,28 +336,7 @@ class Proxy:
             return
         ctx.logged = True
         elapsed = trio.current_time() - ctx.started
-        u = ctx.usage
-        self.engine.access_log.record(
-            {
-                "time": ctx.wall,
-                "request_id": ctx.request_id,
-                "dialect": str(ctx.inbound.dialect),
-                "operation": str(ctx.inbound.operation),
-                "model": ctx.inbound.model,
-                "model_sent": ctx.model_sent,
-                "upstream": ctx.upstream,
-                "status": ctx.status,
-                "latency_ms": round(elapsed * 1000, 2),
-                "ttfb_ms": round(ctx.ttfb * 1000, 2) if ctx.ttfb is not None else None,
-                "stream": ctx.inbound.stream,
-                "attempts": ctx.attempts,
-                "input_tokens": u.input_tokens,
-                "output_tokens": u.output_tokens,
-                "cache_read_tokens": u.cache_read_tokens,
-                "cache_write_tokens": u.cache_write_tokens,
-                "error": ctx.error,
-            }
-        )
+        self.engine.access_log.record(ctx.log_line(elapsed))
         self.engine.metrics.observe(
             dialect=str(ctx.inbound.dialect),
             upstream=ctx.upstream or "",
