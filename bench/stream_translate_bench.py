@@ -1,99 +1,72 @@
 """Micro-benchmark: CPU cost per upstream SSE event of cross-dialect stream translation.
 
-Run: `python bench/stream_translate_bench.py`. Prints microseconds per upstream event for
-anthropic->openai and openai->anthropic (a text stream of N deltas plus a streamed tool
-call, fed one network chunk per event as a real upstream delivers it), next to the cost
-of only parsing the same bytes with core.sse (the floor any translation pays).
+Run from the repository root:
 
-Budget: a same-dialect relay costs about 43 us per SSE event in the server alone
-(STACK-NOTES.md), so translation must stay well under that to keep cross-dialect
-streaming within 2x of a relay.
+    python bench/stream_translate_bench.py                 # all 12 pairs, 50-delta streams
+    python bench/stream_translate_bench.py --before-root /tmp/old   # before/after, one run
+    python bench/stream_translate_bench.py --profile openai:anthropic
+
+`--before-root` measures another checkout's `core` in a child process in the same
+invocation (`git archive REV core | tar -x -C /tmp/old`) and prints both columns.
+
+What is measured: for every (upstream, client) pair, a whole stream through a fresh
+StreamTranslator (construction included, as the proxy pays it per request), fed one
+network chunk per SSE event as a paced upstream delivers it. Workloads:
+- `text`: the fake upstream's answer (bench/payloads.py, 50 text deltas, usage), the
+  stream the proxy benchmark relays;
+- `tools`: the golden fixture (tests/data/translate_streams: reasoning, text, two
+  streamed tool calls), so the rarer paths do not regress unseen.
+
+The floor is `split`: only splitting the same chunks into SSE events with core.sse (what a
+same-dialect relay's preflight pays at most). `x split` is the pair's cost over that floor.
+
+Budget: a same-dialect relay costs about 15 us of proxy CPU per event end to end (issue 3:
+0.87 ms for a 56-event stream); cross-dialect must stay within 2x of it, so translation
+itself must stay well under 15 us per event.
 """
 
 from __future__ import annotations
 
+import argparse
+import cProfile
 import json
+import pathlib
+import pstats
+import subprocess
+import sys
 import time
+from collections.abc import Callable
 
-from core.dialects import Dialect
-from core.sse import SSEParser
-from core.translate.streams import StreamTranslator
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "data" / "translate_streams"
+DIALECTS = ("anthropic", "openai", "openai-responses", "gemini")
+PAIRS = [(s, d) for s in DIALECTS for d in DIALECTS if s != d]
 
-
-def _anthropic_stream(n: int) -> list[bytes]:
-    def ev(name: str, data: dict[str, object]) -> bytes:
-        return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
-
-    msg = {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude",
-           "content": [], "stop_reason": None, "stop_sequence": None,
-           "usage": {"input_tokens": 100, "output_tokens": 1}}  # fmt: skip
-    out = [ev("message_start", {"type": "message_start", "message": msg})]
-    text_block = {"type": "text", "text": ""}
-    out.append(ev("content_block_start", {"type": "content_block_start", "index": 0,
-                                          "content_block": text_block}))  # fmt: skip
-    for i in range(n):
-        delta = {"type": "text_delta", "text": f"token {i} "}
-        out.append(
-            ev("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta})
-        )
-    out.append(ev("content_block_stop", {"type": "content_block_stop", "index": 0}))
-    block = {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {}}
-    out.append(
-        ev(
-            "content_block_start",
-            {"type": "content_block_start", "index": 1, "content_block": block},
-        )
-    )
-    for frag in ['{"a": ', "1}"]:
-        delta = {"type": "input_json_delta", "partial_json": frag}
-        out.append(
-            ev("content_block_delta", {"type": "content_block_delta", "index": 1, "delta": delta})
-        )
-    out.append(ev("content_block_stop", {"type": "content_block_stop", "index": 1}))
-    out.append(ev("message_delta", {"type": "message_delta",
-                                    "delta": {"stop_reason": "tool_use", "stop_sequence": None},
-                                    "usage": {"output_tokens": n}}))  # fmt: skip
-    out.append(ev("message_stop", {"type": "message_stop"}))
-    return out
+Run = Callable[[list[bytes]], None]
 
 
-def _openai_stream(n: int) -> list[bytes]:
-    head = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "gpt"}
-
-    def chunk(delta: dict[str, object], finish: str | None = None) -> bytes:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-        return f"data: {json.dumps({**head, 'choices': [choice]})}\n\n".encode()
-
-    out = [chunk({"role": "assistant", "content": ""})]
-    out += [chunk({"content": f"token {i} "}) for i in range(n)]
-    call = {
-        "index": 0,
-        "id": "call_1",
-        "type": "function",
-        "function": {"name": "f", "arguments": ""},
-    }
-    out.append(chunk({"tool_calls": [call]}))
-    for frag in ['{"a": ', "1}"]:
-        out.append(chunk({"tool_calls": [{"index": 0, "function": {"arguments": frag}}]}))
-    out.append(chunk({}, "tool_calls"))
-    usage = {"prompt_tokens": 100, "completion_tokens": n, "total_tokens": 100 + n}
-    out.append(f"data: {json.dumps({**head, 'choices': [], 'usage': usage})}\n\n".encode())
-    out.append(b"data: [DONE]\n\n")
-    return out
+def split_events(raw: bytes) -> list[bytes]:
+    """The stream as one chunk per SSE event (LF or CRLF blank lines)."""
+    sep = b"\r\n\r\n" if b"\r\n\r\n" in raw else b"\n\n"
+    return [part + sep for part in raw.split(sep) if part.strip()]
 
 
-def _per_event_us(fn: object, chunks: list[bytes], rounds: int) -> float:
-    best = float("inf")
-    for _ in range(rounds):
-        start = time.perf_counter()
-        fn(chunks)  # type: ignore[operator]
-        best = min(best, time.perf_counter() - start)
-    return best / len(chunks) * 1e6
+def workload(name: str, src: str, events: int) -> list[bytes]:
+    if name == "tools":
+        return split_events((FIXTURES / f"upstream_{src}.sse").read_bytes())
+    from bench.payloads import Kind, stream_script
+
+    return split_events(stream_script(Kind(src), events).body())
 
 
-def _translate(src: Dialect, dst: Dialect):  # type: ignore[no-untyped-def]
+def translate_run(src: str, dst: str) -> Run:
+    from core.dialects import Dialect
+    from core.translate.streams import StreamTranslator
+
+    s, d = Dialect(src), Dialect(dst)
+
     def run(chunks: list[bytes]) -> None:
-        t = StreamTranslator(src=src, dst=dst, client_model="m", created=1)
+        t = StreamTranslator(src=s, dst=d, client_model="m", created=1)
         for c in chunks:
             t.feed(c)
         t.close()
@@ -101,28 +74,107 @@ def _translate(src: Dialect, dst: Dialect):  # type: ignore[no-untyped-def]
     return run
 
 
-def _parse_only(chunks: list[bytes]) -> None:
+def split_run(chunks: list[bytes]) -> None:
+    from core.sse import SSEParser
+
     p = SSEParser()
     for c in chunks:
         p.feed(c)
     p.close()
 
 
-def bench(n: int = 2000, rounds: int = 5) -> dict[str, float]:
-    """Microseconds per upstream event, best of `rounds`."""
-    a, o = _anthropic_stream(n), _openai_stream(n)
-    return {
-        "anthropic->openai": _per_event_us(
-            _translate(Dialect.ANTHROPIC, Dialect.OPENAI_CHAT), a, rounds
-        ),
-        "openai->anthropic": _per_event_us(
-            _translate(Dialect.OPENAI_CHAT, Dialect.ANTHROPIC), o, rounds
-        ),
-        "sse parse only (anthropic bytes)": _per_event_us(_parse_only, a, rounds),
-        "sse parse only (openai bytes)": _per_event_us(_parse_only, o, rounds),
-    }
+def per_event_us(run: Run, chunks: list[bytes], *, streams: int, rounds: int) -> float:
+    """Best of `rounds` of `streams` whole streams, in microseconds per upstream event."""
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.process_time()
+        for _ in range(streams):
+            run(chunks)
+        best = min(best, time.process_time() - start)
+    return best / (streams * len(chunks)) * 1e6
+
+
+def measure(work: str, events: int, streams: int, rounds: int) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for src in DIALECTS:
+        chunks = workload(work, src, events)
+        out[f"split {src}"] = per_event_us(split_run, chunks, streams=streams, rounds=rounds)
+        for s, d in PAIRS:
+            if s == src:
+                run = translate_run(s, d)
+                out[f"{s}->{d}"] = per_event_us(run, chunks, streams=streams, rounds=rounds)
+    return out
+
+
+def measure_elsewhere(root: str, args: argparse.Namespace) -> dict[str, float]:
+    """The same measurement with another checkout's core, in a child process."""
+    cmd = [sys.executable, __file__, "--json", "--ours-root", root]
+    cmd += ["--work", args.work, "--events", str(args.events)]
+    cmd += ["--streams", str(args.streams), "--rounds", str(args.rounds)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT)
+    result: dict[str, float] = json.loads(done.stdout)
+    return result
+
+
+def table(now: dict[str, float], before: dict[str, float] | None) -> str:
+    head = "| pair | us/event | x split |"
+    rule = "|---|---:|---:|"
+    if before is not None:
+        head += " before us/event | before x split | after/before |"
+        rule += "---:|---:|---:|"
+    rows = [head, rule]
+    for s, d in PAIRS:
+        key, floor = f"{s}->{d}", f"split {s}"
+        row = f"| {key} | {now[key]:.2f} | {now[key] / now[floor]:.2f} |"
+        if before is not None:
+            b = before[key]
+            row += f" {b:.2f} | {b / before[floor]:.2f} | {now[key] / b:.2f} |"
+        rows.append(row)
+    for src in DIALECTS:
+        floor = f"split {src}"
+        row = f"| split ({src} bytes) | {now[floor]:.2f} | 1.00 |"
+        if before is not None:
+            row += f" {before[floor]:.2f} | 1.00 | {now[floor] / before[floor]:.2f} |"
+        rows.append(row)
+    return "\n".join(rows)
+
+
+def profile(pair: str, work: str, events: int, streams: int) -> None:
+    src, dst = pair.split(":")
+    chunks, run = workload(work, src, events), translate_run(src, dst)
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(streams):
+        run(chunks)
+    prof.disable()
+    pstats.Stats(prof).sort_stats("tottime").print_stats(25)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--work", choices=("text", "tools"), default="text")
+    parser.add_argument("--events", type=int, default=50, help="text deltas per stream")
+    parser.add_argument("--streams", type=int, default=200, help="streams per round")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--ours-root", help="import core from this checkout")
+    parser.add_argument("--before-root", help="also measure this checkout's core")
+    parser.add_argument("--profile", metavar="SRC:DST", help="cProfile one pair instead")
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    sys.path.insert(0, args.ours_root or str(ROOT))
+    if args.ours_root:
+        sys.path.insert(1, str(ROOT))  # bench.payloads still comes from here
+    if args.profile:
+        profile(args.profile, args.work, args.events, args.streams)
+        return
+    before = measure_elsewhere(args.before_root, args) if args.before_root else None
+    now = measure(args.work, args.events, args.streams, args.rounds)
+    if args.json:
+        print(json.dumps(now))
+        return
+    print(f"workload {args.work}, {args.events} deltas, one chunk per event, best of rounds")
+    print(table(now, before))
 
 
 if __name__ == "__main__":
-    for name, us in bench().items():
-        print(f"{name:34s} {us:7.2f} us/event")
+    main()
