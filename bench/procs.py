@@ -138,26 +138,52 @@ def _spawn(name: str, argv: list[str], workdir: Path, cores: frozenset[int] | No
     return proc, stderr_path
 
 
+def _ready_port(proc: subprocess.Popen[bytes], timeout: float) -> int | None:
+    """The P of the child's first stdout line `READY port=P`, or None by the deadline."""
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()  # raw reads: a buffered read would hide bytes from select()
+    deadline = time.monotonic() + timeout
+    line = b""
+    while b"\n" not in line and len(line) < 256:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        ready, _, _ = select.select([fd], [], [], min(left, 0.5))
+        if ready:
+            data = os.read(fd, 256)
+            if not data:
+                return None  # the child closed stdout: it exited
+            line += data
+    first = line.split(b"\n", 1)[0]
+    if not first.startswith(b"READY port="):
+        return None
+    return int(first.split(b"=", 1)[1])
+
+
+def _start_ready(name: str, argv: list[str], workdir: Path, cores: frozenset[int] | None,
+                 timeout: float) -> Child:  # fmt: skip
+    """Start a child that prints `READY port=P` once it listens; wait for it (bounded)."""
+    proc, err = _spawn(name.replace(" ", "_"), argv, workdir, cores, stdout=subprocess.PIPE)
+    child = Child(name, proc, 0, err)
+    port = _ready_port(proc, timeout)
+    if port is None:
+        child.stop()
+        raise StartError(f"the {name} did not start:\n{child.stderr_tail()}")
+    child.port = port
+    return child
+
+
 def start_fake(workdir: Path, cores: frozenset[int] | None, *extra: str) -> Child:
     """Start `python -m bench.fake_upstream --port 0`, wait for its READY line (10 s)."""
     argv = [sys.executable, "-m", "bench.fake_upstream", "--port", "0", *extra]
-    proc, err = _spawn("fake_upstream", argv, workdir, cores, stdout=subprocess.PIPE)
-    child = Child("fake upstream", proc, 0, err)
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 10
-    line = b""
-    while time.monotonic() < deadline and not line.endswith(b"\n"):
-        ready, _, _ = select.select([proc.stdout], [], [], 0.1)
-        if ready:
-            byte = proc.stdout.read(1)
-            if not byte:
-                break
-            line += byte
-    if not line.startswith(b"READY port="):
-        child.stop()
-        raise StartError(f"the fake upstream did not start:\n{child.stderr_tail()}")
-    child.port = int(line.split(b"=")[1])
-    return child
+    return _start_ready("fake upstream", argv, workdir, cores, timeout=10.0)
+
+
+def start_floor(workdir: Path, cores: frozenset[int] | None, upstream_port: int) -> Child:
+    """Start the floor relay (`python -m bench.floor`) in front of `upstream_port` (10 s)."""
+    argv = [sys.executable, "-m", "bench.floor", "--port", "0"]
+    argv += ["--upstream-port", str(upstream_port)]
+    return _start_ready("floor relay", argv, workdir, cores, timeout=10.0)
 
 
 def proxy_config(port: int, upstreams: list[tuple[str, str, str]]) -> str:
