@@ -115,6 +115,10 @@ class StreamRestorer:
         self._names = names
         self._open: dict[int, InputDecoder] = {}  # block index -> decoder of its arguments
 
+    def claims(self, index: int) -> bool:
+        """The block's argument fragments are rewritten here (a free-form call's)."""
+        return index in self._open
+
     def feed(self, events: list[c.StreamEvent]) -> list[c.StreamEvent]:
         if not self._names:
             return events

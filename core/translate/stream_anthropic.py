@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from core.sse import SSEEvent
 from core.translate import common
 from core.translate.canonical import (
     BlockStart,
@@ -43,6 +42,7 @@ from core.translate.canonical import (
     ToolArgsDelta,
     Usage,
 )
+from core.translate.stream_lane import Delta, closes, shape, string_at
 
 FAMILY: common.Family = "anthropic"
 EARLY_END = "upstream stream ended early"
@@ -89,6 +89,12 @@ _ERROR_OUT: dict[str, str] = {
 
 _str = json.encoder.encode_basestring  # a JSON string literal (C-accelerated)
 
+# The fast lane's shape (stream_lane.py): a text or input_json delta up to its string.
+_DELTA = shape(
+    r'\{"type"<:>"content_block_delta"<,>"index"<:>(\d+)<,>"delta"<:>'
+    r'\{"type"<:>"(?:(text)_delta"<,>"text"|input_json_delta"<,>"partial_json")<:>"'
+)
+
 
 def _dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
@@ -130,11 +136,21 @@ class Decoder:
         self._usage: Usage | None = None
         self._done = False  # message_stop or an error seen: nothing more is expected
 
-    def feed(self, event: SSEEvent) -> list[StreamEvent]:
+    def fast(self, raw: str) -> Delta | None:
+        """A text or input_json delta by its shape (stream_lane.py), else None."""
+        m = _DELTA[0].match(raw) or _DELTA[1].match(raw)
+        if m is None or self._done:
+            return None
+        found = string_at(raw, m.end())
+        if found is None or not closes(raw, found[1], "}}"):
+            return None
+        return ("text" if m[2] else "args", int(m[1]), found[0])
+
+    def feed(self, raw: str) -> list[StreamEvent]:
         if self._done:
             return []
         try:
-            data = json.loads(event.data)
+            data = json.loads(raw)
         except ValueError:
             return self._fail("upstream_protocol", "upstream sent an invalid JSON event")
         kind = data.get("type") if isinstance(data, dict) else None
@@ -271,18 +287,9 @@ class Encoder:
             return b""
         match event:
             case TextDelta(index=i, text=t):
-                if not t:
-                    return b""
-                client = self._open.get(i)
-                if client is None:
-                    return self._delta(i, {"type": "text_delta", "text": t})
-                # The hot path: a string template instead of a dict dump.
-                return (
-                    'event: content_block_delta\ndata: {"type":"content_block_delta",'
-                    f'"index":{client},"delta":{{"type":"text_delta","text":{_str(t)}}}}}\n\n'
-                ).encode()
+                return self.text(i, t)
             case ToolArgsDelta(index=i, partial_json=p):
-                return self._delta(i, {"type": "input_json_delta", "partial_json": p})
+                return self.args(i, p)
             case ReasoningDelta():
                 return self._reasoning(event)
             case BlockStart():
@@ -300,6 +307,31 @@ class Encoder:
                 self._finished = True
                 return error_event(k, m)
         return b""
+
+    def text(self, index: int, text: str) -> bytes:
+        """A text delta; in an open block from a template (stream_lane.py)."""
+        if self._finished or not text:
+            return b""
+        client = self._open.get(index)
+        if client is None:
+            return self._delta(index, {"type": "text_delta", "text": text})
+        return (
+            'event: content_block_delta\ndata: {"type":"content_block_delta",'
+            f'"index":{client},"delta":{{"type":"text_delta","text":{_str(text)}}}}}\n\n'
+        ).encode()
+
+    def args(self, index: int, fragment: str) -> bytes:
+        """An input_json delta; in an open block from a template (stream_lane.py)."""
+        if self._finished:
+            return b""
+        client = self._open.get(index)
+        if client is None:
+            return self._delta(index, {"type": "input_json_delta", "partial_json": fragment})
+        return (
+            'event: content_block_delta\ndata: {"type":"content_block_delta",'
+            f'"index":{client},"delta":{{"type":"input_json_delta","partial_json":'
+            f"{_str(fragment)}}}}}\n\n"
+        ).encode()
 
     def _start(self, event: Start) -> bytes:
         mid = event.id if event.id.startswith("msg_") else f"msg_{event.id}"

@@ -33,7 +33,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from core.sse import SSEEvent
 from core.translate import common
 from core.translate.canonical import (
     BlockStart,
@@ -50,6 +49,7 @@ from core.translate.canonical import (
     Usage,
 )
 from core.translate.gemini import read_signature, reasoning_token, write_signature
+from core.translate.stream_lane import Delta, shape, string_at
 
 FAMILY: common.Family = "gemini"
 EARLY_END = "upstream stream ended early"
@@ -83,6 +83,12 @@ _ERROR_IN: dict[str, str] = {
     "NOT_FOUND": "not_found",
     "DEADLINE_EXCEEDED": "upstream_timeout",
 }
+
+# The fast lane's shapes (stream_lane.py): a chunk whose only candidate holds one plain
+# text part and no finishReason, up to the text's string; then the rest of the candidate.
+_TEXT = shape(r'\{"candidates"<:>\[\{"content"<:>\{"parts"<:>\[\{"text"<:>"')
+_TEXT_END = shape(r'\}\]<,>"role"<:>"model"\}(?:<,>"index"<:>0)?\}\]')
+_str = json.encoder.encode_basestring  # a JSON string literal (C-accelerated)
 
 
 def _dumps(obj: Any) -> str:
@@ -122,12 +128,30 @@ class Decoder:
         self._open: tuple[str, int] | None = None  # ("text" | "reasoning", canonical index)
         self._calls = 0
         self._usage: Usage | None = None
+        # The latest fast-lane chunk carrying usageMetadata: Gemini repeats usage on every
+        # chunk, and only Finish reports it, so it is parsed once, there.
+        self._usage_chunk: str | None = None
 
-    def feed(self, event: SSEEvent) -> list[StreamEvent]:
+    def fast(self, raw: str) -> Delta | None:
+        """A plain text chunk by its shape (stream_lane.py), else None."""
+        m = _TEXT[0].match(raw) or _TEXT[1].match(raw)
+        if m is None or self._open is None or self._open[0] != "text" or self._done:
+            return None
+        found = string_at(raw, m.end())
+        if found is None or not found[0]:
+            return None
+        end = _TEXT_END[0].match(raw, found[1]) or _TEXT_END[1].match(raw, found[1])
+        if end is None or '"error"' in raw:
+            return None
+        if raw.find('"usageMetadata"', end.end()) >= 0:
+            self._usage_chunk = raw
+        return ("text", self._open[1], found[0])
+
+    def feed(self, raw: str) -> list[StreamEvent]:
         if self._done:
             return []
         try:
-            chunk = json.loads(event.data)
+            chunk = json.loads(raw)
         except ValueError:
             return self._fail("upstream_protocol", "upstream sent an invalid JSON chunk")
         if not isinstance(chunk, dict):
@@ -143,6 +167,7 @@ class Decoder:
             out.append(Start(id=rid, model=str(chunk.get("modelVersion", ""))))
         if isinstance(chunk.get("usageMetadata"), dict):
             self._usage = usage_in(chunk["usageMetadata"])
+            self._usage_chunk = None
         candidates = chunk.get("candidates") or [{}]
         candidate = candidates[0]
         for part in (candidate.get("content") or {}).get("parts") or ():
@@ -217,6 +242,9 @@ class Decoder:
 
     def _finish(self, reason: str, out: list[StreamEvent]) -> None:
         self._close_open(out)
+        if self._usage_chunk is not None:  # usage from a later chunk than the last parsed
+            raw = json.loads(self._usage_chunk).get("usageMetadata")
+            self._usage = usage_in(raw) if isinstance(raw, dict) else self._usage
         if reason == "STOP" or reason == "FINISH_REASON_UNSPECIFIED":
             stop = StopReason.TOOL_USE if self._calls else StopReason.END_TURN
         elif reason == "MAX_TOKENS":
@@ -250,12 +278,10 @@ class Encoder:
         if self._finished:
             return b""
         match event:
-            case TextDelta(text=t):
-                return self._parts([{"text": t}]) if t else b""
+            case TextDelta(index=i, text=t):
+                return self.text(i, t)
             case ToolArgsDelta(index=i, partial_json=p):
-                if i in self._tools:
-                    self._tools[i][4].append(p)
-                return b""
+                return self.args(i, p)
             case ReasoningDelta(text=t, signature=s, redacted=r):
                 return self._reasoning(t, reasoning_token(s or None, r or None, to_client=True))
             case BlockStart(kind="tool_call"):
@@ -281,6 +307,21 @@ class Encoder:
             case ErrorEvent(kind=k, message=m):
                 self._finished = True
                 return error_event(k, m)
+        return b""
+
+    def text(self, index: int, text: str) -> bytes:
+        """A text part from a template (stream_lane.py)."""
+        if self._finished or not text:
+            return b""
+        return (
+            f'data: {{"candidates":[{{"content":{{"parts":[{{"text":{_str(text)}}}],'
+            f'"role":"model"}},"index":0}}]{self._tail or "}"}\n\n'
+        ).encode()
+
+    def args(self, index: int, fragment: str) -> bytes:
+        """Gemini sends whole calls: fragments wait for BlockStop."""
+        if not self._finished and index in self._tools:
+            self._tools[index][4].append(fragment)
         return b""
 
     def _chunk(self, candidate: dict[str, Any], usage: dict[str, int] | None = None) -> bytes:

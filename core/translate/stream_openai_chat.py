@@ -26,10 +26,10 @@ Rules:
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
-from core.sse import SSEEvent
 from core.translate import common
 from core.translate.canonical import (
     BlockStart,
@@ -45,6 +45,7 @@ from core.translate.canonical import (
     ToolArgsDelta,
     Usage,
 )
+from core.translate.stream_lane import Delta, shape, string_at
 
 EARLY_END = "upstream stream ended early"
 
@@ -85,6 +86,18 @@ _ERROR_IN: dict[str, str] = {
 
 
 _str = json.encoder.encode_basestring  # a JSON string literal (C-accelerated)
+
+# The fast lane's shapes (stream_lane.py): the first choice's delta holding only content,
+# or only one argument fragment of a tool call, up to its string; then the rest of it.
+_DELTA = shape(
+    r'"choices"<:>\[\{"index"<:>0<,>"delta"<:>\{(?:"content"<:>"|'
+    r'"tool_calls"<:>\[\{"index"<:>(\d+)<,>"function"<:>\{"arguments"<:>")'
+)
+_NULLS = r'(?:<,>"(?:logprobs|finish_reason)"<:>null)*\}\]'
+_TEXT_END = shape(r"\}" + _NULLS)
+_ARGS_END = shape(r"\}\}\]\}" + _NULLS)
+# What the generic path would also read elsewhere in the chunk: usage, an error.
+_MORE = re.compile(r'"error"|"usage"\s*:\s*[^n\s]')
 
 
 def _dumps(obj: Any) -> str:
@@ -134,13 +147,34 @@ class Decoder:
         self._finish: StopReason | None = None
         self._usage: Usage | None = None
 
-    def feed(self, event: SSEEvent) -> list[StreamEvent]:
+    def fast(self, raw: str) -> Delta | None:
+        """A content or argument fragment chunk by its shape (stream_lane.py), else None."""
+        m = _DELTA[0].search(raw) or _DELTA[1].search(raw)
+        if m is None or self._open is None or self._done:
+            return None
+        found = string_at(raw, m.end())
+        if found is None or not found[0] or _MORE.search(raw):
+            return None
+        text, end = found
+        if m[1] is None:
+            if self._open[0] != "text" or not (
+                _TEXT_END[0].match(raw, end) or _TEXT_END[1].match(raw, end)
+            ):
+                return None
+            return ("text", self._open[1], text)
+        if self._open[0] != f"tool:{m[1]}" or not (
+            _ARGS_END[0].match(raw, end) or _ARGS_END[1].match(raw, end)
+        ):
+            return None
+        return ("args", self._open[1], text)
+
+    def feed(self, raw: str) -> list[StreamEvent]:
         if self._done:
             return []
-        if event.data.strip() == "[DONE]":
+        if raw.strip() == "[DONE]":
             return self._end()
         try:
-            chunk = json.loads(event.data)
+            chunk = json.loads(raw)
         except ValueError:
             return self._fail("upstream_protocol", "upstream sent an invalid JSON chunk")
         if not isinstance(chunk, dict):
@@ -275,15 +309,10 @@ class Encoder:
         if self._finished:
             return b""
         match event:
-            case TextDelta(text=t):
-                return self._fast("content", t) if t else b""
+            case TextDelta(index=i, text=t):
+                return self.text(i, t)
             case ToolArgsDelta(index=i, partial_json=p):
-                slot = self._tool_slots.get(i)
-                if slot is None or not p:
-                    return b""
-                if i in self._custom:
-                    return self._chunk({"tool_calls": [{"index": slot, "custom": {"input": p}}]})
-                return self._chunk({"tool_calls": [{"index": slot, "function": {"arguments": p}}]})
+                return self.args(i, p)
             case ReasoningDelta(text=t):
                 return self._fast("reasoning_content", t) if t else b""
             case BlockStart(kind="tool_call"):
@@ -299,6 +328,24 @@ class Encoder:
                 self._finished = True
                 return error_event(k, m)
         return b""  # BlockStart of text/reasoning, BlockStop: Chat has no block framing
+
+    def text(self, index: int, text: str) -> bytes:
+        if self._finished or not text:
+            return b""
+        return self._fast("content", text)
+
+    def args(self, index: int, fragment: str) -> bytes:
+        """An argument fragment; a function call's from a template (stream_lane.py)."""
+        slot = self._tool_slots.get(index)
+        if self._finished or slot is None or not fragment:
+            return b""
+        if index in self._custom:
+            return self._chunk({"tool_calls": [{"index": slot, "custom": {"input": fragment}}]})
+        return (
+            f'data: {self._head}"choices":[{{"index":0,"delta":{{"tool_calls":[{{"index":{slot},'
+            f'"function":{{"arguments":{_str(fragment)}}}}}]}},"logprobs":null,'
+            '"finish_reason":null}]}\n\n'
+        ).encode()
 
     def _start(self, event: Start) -> bytes:
         cid = event.id if event.id.startswith("chatcmpl-") else f"chatcmpl-{event.id}"

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from core.sse import SSEEvent
 from core.translate import common
 from core.translate.canonical import (
     BlockStart,
@@ -25,6 +24,7 @@ from core.translate.canonical import (
     ToolArgsDelta,
     Usage,
 )
+from core.translate.stream_lane import Delta, shape, string_at
 
 FAMILY: common.Family = "openai"
 EARLY_END = "upstream stream ended early"
@@ -42,6 +42,15 @@ _ERROR_IN: dict[str, str] = {
     "invalid_request": "invalid_request",
     "invalid_api_key": "authentication",
 }
+
+# The fast lane's shapes (stream_lane.py): a text or argument delta event by its type,
+# then its indexes and its delta string.
+_TYPE = shape(
+    r'\{"type"<:>"response\.(?:(output_text)|function_call_arguments|custom_tool_call_input)'
+    r'\.delta"<,>'
+)
+_TEXT_AT = shape(r'"output_index"<:>(\d+)<,>"content_index"<:>(\d+)<,>"delta"<:>"')
+_ARGS_AT = shape(r'"output_index"<:>(\d+)<,>"delta"<:>"')
 
 
 def usage_in(raw: dict[str, Any]) -> Usage:
@@ -67,11 +76,29 @@ class Decoder:
         self._summary: dict[int, int] = {}  # reasoning block -> last summary_index seen
         self._tool_used = False
 
-    def feed(self, event: SSEEvent) -> list[StreamEvent]:
+    def fast(self, raw: str) -> Delta | None:
+        """A text or argument delta event by its shape (stream_lane.py), else None."""
+        t = _TYPE[0].match(raw) or _TYPE[1].match(raw)
+        if t is None or self._done or not raw.endswith("}"):
+            return None
+        at = _TEXT_AT if t[1] else _ARGS_AT
+        m = at[0].search(raw, t.end()) or at[1].search(raw, t.end())
+        if m is None:
+            return None
+        i = self._blocks.get((int(m[1]), int(m[2]) if t[1] else -1))
+        found = None if i is None else string_at(raw, m.end())
+        if found is None or i is None:
+            return None
+        if t[1]:
+            return ("text", i, found[0])
+        self._args_seen.add(i)
+        return ("args", i, found[0])
+
+    def feed(self, raw: str) -> list[StreamEvent]:
         if self._done:
             return []
         try:
-            data = json.loads(event.data)
+            data = json.loads(raw)
         except ValueError:
             return self._fail("upstream_protocol", "upstream sent an invalid JSON event")
         kind = data.get("type") if isinstance(data, dict) else None

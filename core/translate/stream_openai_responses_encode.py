@@ -37,6 +37,9 @@ _ERROR_OUT: dict[str, str] = {
 }
 
 
+_str = json.encoder.encode_basestring  # a JSON string literal (C-accelerated)
+
+
 def _dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
@@ -94,9 +97,9 @@ class Encoder:
             return b""
         match event:
             case TextDelta(index=i, text=t):
-                return self._text(i, t)
+                return self.text(i, t)
             case ToolArgsDelta(index=i, partial_json=p):
-                return self._args(i, p)
+                return self.args(i, p)
             case ReasoningDelta():
                 return self._reasoning(event)
             case BlockStart():
@@ -200,19 +203,24 @@ class Encoder:
         return {"id": item.id, "type": "function_call", "status": status,
                 "call_id": item.call_id, "name": item.name, "arguments": text}  # fmt: skip
 
-    def _text(self, index: int, text: str) -> bytes:
+    def text(self, index: int, text: str) -> bytes:
+        """An output_text delta from a template (stream_lane.py)."""
         item = self._items.get(index)
-        if item is None or not text:
+        if self._finished or item is None or not text:
             return b""
         item.text.append(text)
-        payload = {"item_id": item.id, "output_index": item.n, "content_index": 0}
-        payload["delta"] = text
-        payload["logprobs"] = []
-        return self._event("response.output_text.delta", payload)
+        seq = self._seq
+        self._seq += 1
+        return (
+            'event: response.output_text.delta\ndata: {"type":"response.output_text.delta",'
+            f'"item_id":{_str(item.id)},"output_index":{item.n},"content_index":0,'
+            f'"delta":{_str(text)},"logprobs":[],"sequence_number":{seq}}}\n\n'
+        ).encode()
 
-    def _args(self, index: int, fragment: str) -> bytes:
+    def args(self, index: int, fragment: str) -> bytes:
+        """An argument (or custom input) delta from a template (stream_lane.py)."""
         item = self._items.get(index)
-        if item is None or not fragment:
+        if self._finished or item is None or not fragment:
             return b""
         item.text.append(fragment)
         name = (
@@ -220,7 +228,12 @@ class Encoder:
             if item.tool_kind == "custom"
             else "response.function_call_arguments.delta"
         )
-        return self._event(name, {"item_id": item.id, "output_index": item.n, "delta": fragment})
+        seq = self._seq
+        self._seq += 1
+        return (
+            f'event: {name}\ndata: {{"type":"{name}","item_id":{_str(item.id)},'
+            f'"output_index":{item.n},"delta":{_str(fragment)},"sequence_number":{seq}}}\n\n'
+        ).encode()
 
     def _reasoning(self, event: ReasoningDelta) -> bytes:
         item = self._items.get(event.index)

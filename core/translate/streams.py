@@ -1,6 +1,7 @@
 """Stream translation facade: upstream SSE bytes of one dialect -> client SSE bytes of another.
 
-    bytes ─► SSEParser ─► <src>.Decoder ─► canonical events ─► <dst>.Encoder ─► bytes
+    bytes ─► DataSplitter ─► <src>.Decoder ─► canonical events ─► <dst>.Encoder ─► bytes
+                                 └─ fast lane: text/argument deltas ─► <dst>.Encoder ─┘
 
 Rules:
 - Sans-IO: no awaits, no clocks except the default `created` timestamp the OpenAI
@@ -10,6 +11,10 @@ Rules:
   a truncated stream, `fail()` on a proxy-side failure). After the first terminal output
   the translator is spent and returns b"".
 - Same-dialect traffic does not come here: the proxy relays those bytes untouched.
+- Cost: translation is paid per upstream event, so the dominant deltas take the fast lane
+  (stream_lane.py) and the translator splits SSE itself (DataSplitter: only the data of
+  each event, no per-event objects; decoders never read `event:` lines, the data's own
+  `type` is authoritative). bench/stream_translate_bench.py measures every pair.
 """
 
 from __future__ import annotations
@@ -18,7 +23,6 @@ import json
 from typing import Protocol
 
 from core.dialects import Dialect
-from core.sse import SSEEvent, SSEParser
 from core.translate import (
     stream_anthropic,
     stream_gemini,
@@ -38,18 +42,82 @@ from core.translate.canonical import (
     Usage,
 )
 from core.translate.custom_tools import StreamRestorer
+from core.translate.stream_lane import Delta
 
 
 class Decoder(Protocol):
-    def feed(self, event: SSEEvent) -> list[StreamEvent]: ...
+    def fast(self, data: str) -> Delta | None: ...
+    def feed(self, data: str) -> list[StreamEvent]: ...
     def close(self) -> list[StreamEvent]: ...
 
 
 class Encoder(Protocol):
     def feed(self, event: StreamEvent) -> bytes: ...
+    def text(self, index: int, text: str) -> bytes: ...
+    def args(self, index: int, fragment: str) -> bytes: ...
 
 
 _CONTENT = (BlockStart, TextDelta, ToolArgsDelta, ReasoningDelta)
+
+
+class DataSplitter:
+    """Upstream SSE bytes -> the data of each complete event, for the translator only.
+
+    The same grammar as core.sse.SSEParser (any split, LF/CRLF/CR line ends, comments,
+    multi-line data, no data = no event) without what translation never reads (`event:`,
+    `id:`, `retry:`) and without an object per event. Bytes are cut at blank lines before
+    decoding, so a UTF-8 character split across chunks is whole by then.
+    """
+
+    __slots__ = ("_buf",)
+
+    def __init__(self) -> None:
+        self._buf = b""  # the bytes after the last blank line (LF-normalised but a final CR)
+
+    def feed(self, chunk: bytes) -> list[str]:
+        old = len(self._buf)
+        buf = self._buf + chunk if old else chunk
+        if b"\r" in buf:
+            buf = _lf(buf)
+        # Only the new bytes can complete a blank line: the buffer held none.
+        end = buf.rfind(b"\n\n", max(old - 2, 0))
+        if end < 0:
+            self._buf = buf
+            return []
+        self._buf = buf[end + 2 :]
+        blocks = buf[:end].decode("utf-8", "replace").split("\n\n")
+        return [data for block in blocks if (data := _data(block)) is not None]
+
+    def close(self) -> list[str]:
+        """The data of a last event left without its blank line (a truncated stream)."""
+        rest, self._buf = self._buf, b""
+        data = _data(rest.replace(b"\r", b"\n").decode("utf-8", "replace"))
+        return [] if data is None else [data]
+
+
+def _lf(buf: bytes) -> bytes:
+    """CRLF and CR line ends as LF; a final CR is kept, it may be half of a split CRLF."""
+    if buf.endswith(b"\r"):
+        return buf[:-1].replace(b"\r\n", b"\n").replace(b"\r", b"\n") + b"\r"
+    return buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+
+
+def _data(block: str) -> str | None:
+    """The data of one event's lines (LF-separated), None when it has no data line."""
+    if block.startswith("data: ") and "\n" not in block:
+        return block[6:]  # the common shape: one data line
+    if block.startswith("event: "):  # the other common shape: `event:` then one data line
+        nl = block.find("\n")
+        if nl > 0 and block.startswith("data: ", nl + 1) and block.find("\n", nl + 1) < 0:
+            return block[nl + 7 :]
+    data = []
+    for line in block.split("\n"):
+        if not line or line[0] == ":":
+            continue
+        name, _, value = line.partition(":")
+        if name == "data":
+            data.append(value[1:] if value.startswith(" ") else value)
+    return "\n".join(data) if data else None
 
 
 def decoder(dialect: Dialect) -> Decoder:
@@ -99,7 +167,7 @@ class StreamTranslator:
         created: int | None = None,
         custom_tools: frozenset[str] = frozenset(),
     ) -> None:
-        self._parser = SSEParser()
+        self._splitter = DataSplitter()
         self._decoder = decoder(src)
         self._restorer = StreamRestorer(custom_tools)
         self._encoder = encoder(
@@ -130,22 +198,44 @@ class StreamTranslator:
     def feed(self, chunk: bytes) -> bytes:
         if self._ended:
             return b""
-        out = [self._decoded(self._decoder.feed(e)) for e in self._parser.feed(chunk)]
-        return b"".join(out)
+        return self._translate(self._splitter.feed(chunk))
 
     def close(self) -> bytes:
         if self._ended:
             return b""
         # An event left without its blank line is a truncated tail unless its data is whole.
-        tail = [e for e in self._parser.close() if _complete(e)]
-        out = [self._decoded(self._decoder.feed(e)) for e in tail]
-        out.append(self._decoded(self._decoder.close()))
-        return b"".join(out)
+        out = self._translate([d for d in self._splitter.close() if _complete(d)])
+        if self._ended:
+            return out
+        return out + self._decoded(self._decoder.close())
 
     def fail(self, kind: str, message: str) -> bytes:
         if self._ended:
             return b""
         return self._events([ErrorEvent(kind=kind, message=message)], upstream=False)
+
+    def _translate(self, datas: list[str]) -> bytes:
+        out = []
+        fast = self._decoder.fast
+        for data in datas:
+            if self._ended:
+                break  # spent: what follows a terminal event is never sent
+            delta = fast(data)
+            if delta is None:
+                out.append(self._decoded(self._decoder.feed(data)))
+            else:
+                out.append(self._delta(delta))
+        return b"".join(out)
+
+    def _delta(self, delta: Delta) -> bytes:
+        """The fast lane: one text or argument delta straight to the encoder."""
+        kind, index, text = delta
+        self._started_content = True
+        if kind == "text":
+            return self._encoder.text(index, text)
+        if self._restorer.claims(index):  # a free-form call's arguments are rewritten
+            return self._decoded([ToolArgsDelta(index=index, partial_json=text)])
+        return self._encoder.args(index, text)
 
     def _decoded(self, events: list[StreamEvent]) -> bytes:
         return self._events(self._restorer.feed(events))
@@ -169,11 +259,11 @@ class StreamTranslator:
         return b"".join(out)
 
 
-def _complete(event: SSEEvent) -> bool:
-    if event.data == "[DONE]":
+def _complete(data: str) -> bool:
+    if data == "[DONE]":
         return True
     try:
-        json.loads(event.data)
+        json.loads(data)
     except ValueError:
         return False
     return True
