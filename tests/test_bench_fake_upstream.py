@@ -1,7 +1,9 @@
 """The bench's fake upstream speaks each dialect well-formed, and the load generator counts it.
 
 The fake runs in-process on 127.0.0.1 (a port picked by the kernel); answers are parsed
-with httpx, core.sse and json, as a proxy would.
+with httpx, core.sse and json, as a proxy would. The floor relay (bench/floor.py) pipes
+keep-alive traffic to it unchanged, and the report's medians and floor column are checked
+on made-up rounds.
 """
 
 from __future__ import annotations
@@ -16,8 +18,12 @@ import pytest
 import trio
 
 from bench.fake_upstream import Counters, Fault, FaultKind, Settings, make_listener, serve
-from bench.loadgen import LoadSpec, run_load
+from bench.floor import serve_floor
+from bench.loadgen import LoadResult, LoadSpec, run_load
 from bench.payloads import Kind, build_request, request_body, request_path
+from bench.procs import Cores
+from bench.report import Report, cpu_rows, per_event_values, render
+from bench.run import Phase, Suite
 from core.sse import SSEEvent, SSEParser
 
 
@@ -170,3 +176,82 @@ async def test_loadgen_reports_faults_as_failures() -> None:
         result = await run_load(LoadSpec(port=port, request=request, clients=2, requests=40))
     assert result.statuses == {200: 30, 500: 10}
     assert (result.completed, result.failed) == (30, 10)
+
+
+# ---------------------------------------------------------------- the floor relay
+
+
+@asynccontextmanager
+async def floor_in_front_of(upstream_port: int) -> AsyncIterator[int]:
+    async with trio.open_nursery() as nursery:
+        yield await nursery.start(serve_floor, make_listener(0), upstream_port)
+        nursery.cancel_scope.cancel()
+
+
+async def test_the_floor_pipes_keep_alive_requests_one_upstream_connection_per_client() -> None:
+    async with (
+        fake(Settings(events=5)) as (_, counters, upstream),
+        floor_in_front_of(upstream) as port,
+    ):
+        request = build_request(Kind.ANTHROPIC, host="127.0.0.1", port=port, stream=True)
+        spec = LoadSpec(
+            port=port, request=request, clients=3, requests=30, stream=True, expect=b"message_stop"
+        )
+        result = await run_load(spec)
+    assert (result.completed, result.failed) == (30, 0)
+    assert counters.requests == 30
+    assert counters.connections == 3  # the relay kept each client's upstream connection
+
+
+async def test_the_floor_passes_an_upstream_close_through_to_the_client() -> None:
+    settings = Settings(events=6, faults=(Fault(kind=FaultKind.CLOSE, share=1.0),))
+    async with (
+        fake(settings) as (_, _, upstream),
+        floor_in_front_of(upstream) as port,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client,
+    ):
+        with pytest.raises(httpx.RemoteProtocolError):
+            await post(client, Kind.ANTHROPIC, "m", stream=True)
+
+
+# ---------------------------------------------------------------- the report
+
+
+def _phase(completed: int, cpu: float | None, latency: float = 0.001) -> Phase:
+    result = LoadResult(completed=completed, latencies=[latency] * completed, wall=1.0)
+    return Phase(result=result, server_cpu=cpu)
+
+
+def _report(same: Suite, floor: Suite) -> Report:
+    return Report(
+        date="today", machine="test", profile="quick", rounds=3,
+        cores=Cores(proxy=frozenset({0}), harness=frozenset({1})), events_per_stream=56,
+        open_events=26, open_deltas=20, slow_deltas=0, slow_delay=0.1,
+        direct=Suite(phases={"many": [_phase(100, None)] * 3}), same=same, floor=floor,
+        cross=Suite(),
+    )  # fmt: skip
+
+
+def test_the_report_takes_the_median_round_and_sets_the_proxy_against_the_floor() -> None:
+    # Three rounds of 100 requests: 0.4, 0.9 (a noisy round) and 0.5 ms CPU per request.
+    same = Suite(phases={"many": [_phase(100, 0.04), _phase(100, 0.09), _phase(100, 0.05)]})
+    floor = Suite(phases={"many": [_phase(100, 0.01), _phase(100, 0.012), _phase(100, 0.011)]})
+    row = next(w for w in cpu_rows(_report(same, floor)) if w.figure.startswith("CPU per request"))
+    assert row.proxy == "0.500 ms [0.400-0.900]"
+    assert row.floor == "0.110 ms [0.100-0.120]"
+    assert row.vs_floor == "4.55 x (+0.390 ms)"
+    assert row.verdict == "ok"  # the median meets 0.5 ms; the noisy round alone would not
+
+
+def test_the_per_event_cost_discounts_a_plain_request_per_stream() -> None:
+    # 10 paced streams of 26 events; the process spends 0.5 ms per plain request.
+    same = Suite(
+        phases={"many": [_phase(100, 0.05)], "open": [_phase(10, 0.005 + 10 * 26 * 100e-6)]}
+    )
+    floor = Suite(
+        phases={"many": [_phase(100, 0.01)], "open": [_phase(10, 0.001 + 10 * 26 * 100e-6)]}
+    )
+    assert per_event_values(same, 26) == pytest.approx([100e-6])
+    rendered = render(_report(same, floor))
+    assert "| 100.0 us | 100.0 us |" in rendered  # floor and proxy cells of the event row
+    assert "1.00 x (+0.0 us)" in rendered
