@@ -67,6 +67,39 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime (fields 14, 15)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CoreTimes:
+    """Seconds some CPUs spent, from /proc/stat: to tell how much else ran on a measured core."""
+
+    busy: float = 0.0  # user + nice + system (guest time is inside user)
+    irq: float = 0.0  # irq + softirq: loopback packet work may land here, not in a process
+    steal: float = 0.0  # the hypervisor ran another guest on them
+    total: float = 0.0  # everything, idle included
+
+    def __sub__(self, other: CoreTimes) -> CoreTimes:
+        return CoreTimes(
+            busy=self.busy - other.busy,
+            irq=self.irq - other.irq,
+            steal=self.steal - other.steal,
+            total=self.total - other.total,
+        )
+
+
+def core_times(cpus: frozenset[int]) -> CoreTimes:
+    busy = irq = steal = total = 0
+    with open("/proc/stat", encoding="ascii") as f:
+        for line in f:
+            name, _, rest = line.partition(" ")
+            if not name.startswith("cpu") or name == "cpu" or int(name[3:]) not in cpus:
+                continue
+            v = [int(x) for x in rest.split()[:8]]  # user nice system idle iowait irq softirq steal
+            busy += v[0] + v[1] + v[2]
+            irq += v[5] + v[6]
+            steal += v[7]
+            total += sum(v)
+    return CoreTimes(busy=busy / _TICK, irq=irq / _TICK, steal=steal / _TICK, total=total / _TICK)
+
+
 def rss_mb(pid: int) -> float:
     with open(f"/proc/{pid}/status", encoding="ascii") as f:
         for line in f:

@@ -386,6 +386,7 @@ def harness_lines(r: Report) -> list[str]:
             fake = median(p.fake_cpu / p.result.completed for p in done)
             line += f"; fake upstream CPU {(fake or math.nan) * 1e6:.0f} us per request"
             lines.append(line)
+    lines += _core_lines(r)
     pin = (
         f"proxy, floor and cross-dialect proxy on CPU {sorted(r.cores.proxy)}, fake upstream "
         f"+ load generator on CPU {sorted(r.cores.harness)}"
@@ -393,6 +394,32 @@ def harness_lines(r: Report) -> list[str]:
         else "not pinned (one CPU)"
     )
     lines.append(f"- pinning: {pin}")
+    return lines
+
+
+def _core_lines(r: Report) -> list[str]:
+    """How busy the measured core and the harness cores were while each target ran (noise)."""
+    lines = []
+    suites = (("direct", r.direct), ("proxy", r.same), ("floor", r.floor),
+              ("cross-dialect proxy", r.cross))  # fmt: skip
+    for who, suite in suites:
+        phases = [p for rounds in suite.phases.values() for p in rounds]
+        parts = []
+        core = [(p.core, p.server_cpu or 0.0) for p in phases if p.core is not None]
+        if total := sum(c.total for c, _ in core):
+            mine = sum(cpu for _, cpu in core)
+            others = max(0.0, sum(c.busy for c, _ in core) - mine)
+            parts.append(
+                f"its core: {who} {mine / total:.0%}, other processes {others / total:.0%}, "
+                f"interrupts {sum(c.irq for c, _ in core) / total:.0%}, "
+                f"steal {sum(c.steal for c, _ in core) / total:.0%}"
+            )
+        harness = [p.harness for p in phases if p.harness is not None]
+        if total := sum(h.total for h in harness):
+            busy = sum(h.busy + h.irq for h in harness)
+            parts.append(f"harness cores {busy / total:.0%} busy")
+        if parts:
+            lines.append(f"- while the {who} was measured: " + "; ".join(parts))
     return lines
 
 

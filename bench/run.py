@@ -99,6 +99,8 @@ class Phase:
     rss_before: float | None = None
     rss_peak: float | None = None
     rss_after: float | None = None
+    core: procs.CoreTimes | None = None  # the measured process's core(s) over the phase
+    harness: procs.CoreTimes | None = None  # the fake upstream's and load generator's
 
     def cpu_per_request(self) -> float | None:
         if self.server_cpu is None or not self.result.completed:
@@ -133,8 +135,13 @@ async def _load(spec: LoadSpec, phase: Phase, server: procs.Child | None) -> Non
         nursery.cancel_scope.cancel()
 
 
-def measure(spec: LoadSpec, fake: procs.Child, server: procs.Child | None) -> Phase:
+def measure(spec: LoadSpec, fake: procs.Child, server: procs.Child | None,
+            cores: procs.Cores | None = None) -> Phase:  # fmt: skip
     phase = Phase(result=LoadResult())
+    core = cores.proxy if cores and server is not None else None
+    harness = cores.harness if cores else None
+    core0 = procs.core_times(core) if core else None
+    harness0 = procs.core_times(harness) if harness else None
     fake0 = fake.cpu()
     server0 = server.cpu() if server else 0.0
     if server is not None:
@@ -144,6 +151,10 @@ def measure(spec: LoadSpec, fake: procs.Child, server: procs.Child | None) -> Ph
     if server is not None:
         phase.server_cpu = server.cpu() - server0
         phase.rss_after = server.rss()
+    if core and core0 is not None:
+        phase.core = procs.core_times(core) - core0
+    if harness and harness0 is not None:
+        phase.harness = procs.core_times(harness) - harness0
     return phase
 
 
@@ -151,8 +162,9 @@ class Runner:
     """Builds the load specs for one target (a port) and runs the phases against it."""
 
     def __init__(self, name: str, profile: Profile, fake: procs.Child,
-                 server: procs.Child | None):  # fmt: skip
+                 server: procs.Child | None, cores: procs.Cores | None):  # fmt: skip
         self.name = name
+        self.cores = cores
         self.p = profile
         self.fake = fake
         self.server = server
@@ -173,7 +185,7 @@ class Runner:
 
     def run(self, label: str, spec: LoadSpec) -> Phase:
         print(f"  {self.name:>6}: {label} ...", end="", flush=True, file=sys.stderr)
-        phase = measure(spec, self.fake, self.server)
+        phase = measure(spec, self.fake, self.server, self.cores)
         r = phase.result
         cpu = phase.cpu_per_request()
         extra = f", {cpu * 1000:.3f} ms CPU/req" if cpu is not None else ""
@@ -212,6 +224,7 @@ class Bench:
 
     profile: Profile
     fake: procs.Child
+    cores: procs.Cores  # the proxy's core (also the floor's and the cross proxy's), the rest
     runners: dict[Target, Runner] = field(default_factory=dict)
     suites: dict[Target, Suite] = field(default_factory=lambda: {t: Suite() for t in Target})
 
@@ -227,7 +240,7 @@ class Bench:
                 return
             stack.callback(server.stop)
             self.suites[target].rss_idle = server.rss()
-        self.runners[target] = Runner(target.value, self.profile, self.fake, server)
+        self.runners[target] = Runner(target.value, self.profile, self.fake, server, self.cores)
 
     def rounds(self) -> None:
         for target, runner in self.runners.items():
@@ -301,7 +314,7 @@ def bench(profile: Profile) -> str:
     with procs.workdir() as wd, contextlib.ExitStack() as stack:
         fake = procs.start_fake(wd, cores.harness)
         stack.callback(fake.stop)
-        b = Bench(profile=profile, fake=fake)
+        b = Bench(profile=profile, fake=fake, cores=cores)
         _targets(b, wd, cores, stack)
         b.rounds()
         b.proxy_only()
