@@ -309,12 +309,8 @@ BAD_REQUESTS = [
     (Dialect.OPENAI_CHAT, {"model": "m", "n": 2, "messages": []}, "n: only one choice"),
     (
         Dialect.OPENAI_CHAT,
-        {
-            "model": "m",
-            "messages": [],
-            "response_format": {"type": "json_schema", "json_schema": {}},
-        },
-        "response_format: structured output",
+        {"model": "m", "messages": [], "response_format": {"type": "grammar"}},
+        "response_format.type: 'grammar'",
     ),
     (
         Dialect.OPENAI_CHAT,
@@ -336,8 +332,19 @@ BAD_REQUESTS = [
     ),
     (
         Dialect.OPENAI_RESPONSES,
-        {"model": "m", "input": "hi", "text": {"format": {"type": "json_schema"}}},
-        "text.format: structured output",
+        {"model": "m", "input": "hi", "text": {"format": {"type": "grammar"}}},
+        "text.format.type: 'grammar'",
+    ),
+    (
+        Dialect.GEMINI,
+        {
+            "contents": [],
+            "generationConfig": {
+                "responseMimeType": "text/x.enum",
+                "responseSchema": {"type": "STRING", "enum": ["a", "b"]},
+            },
+        },
+        "generationConfig.responseMimeType: text/x.enum",
     ),
     (Dialect.GEMINI, {"contents": [], "cachedContent": "cachedContents/1"}, "cachedContent"),
     (

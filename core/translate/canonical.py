@@ -90,6 +90,20 @@ class ReasoningConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ResponseFormat:
+    """Structured output: the answer's text is JSON (json_object), or JSON valid against
+    `schema` (json_schema). Chat `response_format`, Responses `text.format`, Gemini
+    `responseMimeType` + `responseJsonSchema`/`responseSchema`, Anthropic
+    `output_config.format` (read) or a forced tool (written; anthropic.py)."""
+
+    kind: Literal["json_object", "json_schema"]
+    schema: dict[str, Any] | None = None  # JSON Schema (json_schema only), any root type
+    name: str | None = None  # OpenAI's schema name
+    description: str | None = None
+    strict: bool | None = None  # OpenAI strict mode; None = not said
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Request:
     model: str
     messages: tuple[Message, ...]
@@ -104,6 +118,7 @@ class Request:
     stream: bool = False
     reasoning: ReasoningConfig | None = None
     user: str | None = None  # Anthropic metadata.user_id / OpenAI user
+    response_format: ResponseFormat | None = None  # None = free text
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -229,3 +229,65 @@ def as_dict(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise BadRequest(f"{where}: expected an object")
     return value
+
+
+# ---------------------------------------------------------------- structured output
+FORMAT_NAME = "response"  # OpenAI requires a schema name; Gemini and Anthropic have none
+JSON_HINT = "Answer in JSON."  # OpenAI JSON mode requires the word "JSON" in the context
+
+
+def object_root(schema: dict[str, Any] | None) -> bool:
+    """The schema describes a JSON object at its root (OpenAI and tool inputs need one)."""
+    return schema is None or schema.get("type") == "object"
+
+
+def format_name(fmt: c.ResponseFormat) -> str:
+    return fmt.name or FORMAT_NAME
+
+
+def system_for_json_mode(req: c.Request) -> tuple[c.Text, ...]:
+    """The system prompt an OpenAI upstream gets: OpenAI rejects JSON mode (json_object)
+    unless "JSON" appears in the messages, which Gemini and Anthropic never required, so
+    a one-line hint is added when no text says it."""
+    fmt = req.response_format
+    if fmt is None or fmt.kind != "json_object":
+        return req.system
+    texts = [t.text for t in req.system]
+    texts += [p.text for m in req.messages for p in m.parts if isinstance(p, c.Text)]
+    if any("json" in t.lower() for t in texts):
+        return req.system
+    return (*req.system, c.Text(text=JSON_HINT))
+
+
+def openai_schema(fmt: c.ResponseFormat) -> dict[str, Any]:
+    """The json_schema of an OpenAI request (Chat nests it, Responses flattens it)."""
+    schema = fmt.schema or {"type": "object"}
+    require(
+        object_root(schema),
+        "response schema",
+        "an OpenAI upstream needs an object at its root (structured outputs)",
+    )
+    out: dict[str, Any] = {"name": format_name(fmt)}
+    if fmt.description:
+        out["description"] = fmt.description
+    out["schema"] = schema
+    if fmt.strict is not None:
+        out["strict"] = fmt.strict
+    return out
+
+
+def read_openai_schema(raw: dict[str, Any], where: str) -> c.ResponseFormat:
+    """Chat `json_schema` object / Responses `text.format` -> canonical. A json_schema
+    without a schema asks for any JSON: JSON mode."""
+    schema = raw.get("schema")
+    if schema is None:
+        return c.ResponseFormat(kind="json_object", name=raw.get("name"))
+    require(isinstance(schema, dict), f"{where}.schema", "expected a JSON Schema object")
+    strict = raw.get("strict")
+    return c.ResponseFormat(
+        kind="json_schema",
+        schema=schema,
+        name=raw.get("name"),
+        description=raw.get("description"),
+        strict=strict if isinstance(strict, bool) else None,
+    )

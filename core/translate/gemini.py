@@ -23,6 +23,11 @@ Rules:
 - Schemas: written as `parametersJsonSchema`, reduced to the JSON Schema subset Gemini
   documents (gemini_schema.for_gemini); read from either field, OpenAPI upper-case type
   names lowered so other dialects accept them.
+- Structured output: `responseMimeType: application/json` alone is JSON mode; with
+  `responseJsonSchema` (read as sent) or `responseSchema` (OpenAPI subset, lowered) it
+  is a json_schema format. Written as responseMimeType + `responseJsonSchema` reduced by
+  for_gemini; a schema's name, description and strict flag have no Gemini field.
+  `text/x.enum` (a bare enum answer) raises BadRequest.
 - Dropped on purpose: safetySettings, hosted tools (googleSearch, codeExecution, ...),
   `parallel` tool choice, `user` (no Gemini field), redacted reasoning of other families.
 """

@@ -35,8 +35,6 @@ def read_request(body: dict[str, Any], *, model: str = "") -> c.Request:
     gen = body.get("generationConfig") or {}
     if (gen.get("candidateCount") or 1) != 1:
         raise BadRequest("generationConfig.candidateCount: only one candidate can be translated")
-    if gen.get("responseSchema") or gen.get("responseJsonSchema"):
-        raise BadRequest("generationConfig.responseSchema: structured output cannot be translated")
     system = tuple(
         c.Text(text=p.get("text", ""))
         for p in (body.get("systemInstruction") or {}).get("parts") or []
@@ -54,7 +52,29 @@ def read_request(body: dict[str, Any], *, model: str = "") -> c.Request:
         stop=tuple(gen.get("stopSequences") or ()),
         stream=bool(body.get("stream", False)),
         reasoning=_read_thinking(gen.get("thinkingConfig")),
+        response_format=_read_format(gen),
     )
+
+
+def _read_format(gen: dict[str, Any]) -> c.ResponseFormat | None:
+    """responseMimeType application/json, with `responseJsonSchema` (JSON Schema, as sent)
+    or `responseSchema` (OpenAPI subset, types lowered) when there is a schema."""
+    mime = gen.get("responseMimeType")
+    schema = gen.get("responseJsonSchema")
+    where = "generationConfig.responseJsonSchema"
+    if schema is None and gen.get("responseSchema") is not None:
+        schema, where = lower_schema(gen["responseSchema"]), "generationConfig.responseSchema"
+    if mime == "text/x.enum":
+        raise BadRequest(
+            "generationConfig.responseMimeType: text/x.enum answers are a bare enum value, "
+            "which no other API dialect can constrain"
+        )
+    if schema is not None:
+        k.require(isinstance(schema, dict), where, "expected a schema object")
+        return c.ResponseFormat(kind="json_schema", schema=schema)
+    if mime == "application/json":
+        return c.ResponseFormat(kind="json_object")
+    return None  # text/plain or no mime type: free text
 
 
 def _read_contents(contents: list[Any]) -> tuple[c.Message, ...]:

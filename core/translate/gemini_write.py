@@ -53,6 +53,10 @@ def write_request(req: c.Request, *, model: str) -> dict[str, Any]:
     thinking = _write_thinking(req.reasoning, model)
     if thinking:
         gen["thinkingConfig"] = thinking
+    if req.response_format:
+        gen["responseMimeType"] = "application/json"
+        if req.response_format.kind == "json_schema" and req.response_format.schema is not None:
+            gen["responseJsonSchema"] = for_gemini(req.response_format.schema)
     if gen:
         body["generationConfig"] = gen
     return body

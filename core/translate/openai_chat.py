@@ -8,9 +8,12 @@ Rules:
   a tool message cannot hold) follow in a user message.
 - Chat has no reasoning replay: canonical Reasoning parts are dropped when writing;
   `reasoning_content` (sent by several compatible servers) is read as visible reasoning.
-- Fields without a canonical meaning that change the answer (n > 1, response_format,
-  audio, functions) raise BadRequest; pure sampling hints (seed, penalties, logprobs,
-  logit_bias) are dropped.
+- Fields without a canonical meaning that change the answer (n > 1, audio, functions)
+  raise BadRequest; pure sampling hints (seed, penalties, logprobs, logit_bias) are
+  dropped.
+- `response_format` json_object / json_schema is canonical structured output (`text`
+  is no format). JSON mode written without "JSON" anywhere in the messages gets a system
+  hint (OpenAI rejects it otherwise); schemas need an object root (common.openai_schema).
 """
 
 from __future__ import annotations
@@ -79,7 +82,22 @@ def read_request(body: dict[str, Any]) -> c.Request:
         stream=bool(body.get("stream", False)),
         reasoning=read_effort(body.get("reasoning_effort")),
         user=body.get("user"),
+        response_format=_read_format(body.get("response_format")),
     )
+
+
+def _read_format(fmt: Any) -> c.ResponseFormat | None:
+    if fmt is None:
+        return None
+    kind = k.as_dict(fmt, "response_format").get("type")
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return c.ResponseFormat(kind="json_object")
+    if kind == "json_schema":
+        raw = k.as_dict(fmt.get("json_schema") or {}, "response_format.json_schema")
+        return k.read_openai_schema(raw, "response_format.json_schema")
+    raise BadRequest(f"response_format.type: {kind!r} cannot be translated")
 
 
 def _reject_unsupported(body: dict[str, Any]) -> None:
@@ -88,9 +106,6 @@ def _reject_unsupported(body: dict[str, Any]) -> None:
             raise BadRequest(f"{key}: cannot be translated to another API dialect")
     if (body.get("n") or 1) != 1:
         raise BadRequest("n: only one choice can be translated")
-    fmt = body.get("response_format")
-    if fmt and fmt.get("type") != "text":
-        raise BadRequest("response_format: structured output cannot be translated")
 
 
 def read_effort(effort: Any) -> c.ReasoningConfig | None:
@@ -178,10 +193,9 @@ def _read_tool_choice(choice: Any, parallel: Any) -> c.ToolChoice | None:
 # ---------------------------------------------------------------- request: write
 def write_request(req: c.Request, *, model: str) -> dict[str, Any]:
     body: dict[str, Any] = {"model": model, "messages": []}
-    if req.system:
-        body["messages"].append(
-            {"role": "system", "content": "\n\n".join(t.text for t in req.system)}
-        )
+    system = k.system_for_json_mode(req)
+    if system:
+        body["messages"].append({"role": "system", "content": "\n\n".join(t.text for t in system)})
     for msg in req.messages:
         body["messages"].extend(_write_message(msg, to_client=False))
     if req.tools:
@@ -204,10 +218,21 @@ def write_request(req: c.Request, *, model: str) -> dict[str, Any]:
         body["reasoning_effort"] = effort
     if req.user:
         body["user"] = k.openai_user(req.user)
+    if req.response_format:
+        body["response_format"] = _write_format(req.response_format)
     if req.stream:  # usage only arrives in a stream when asked for
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
     return body
+
+
+def _write_format(fmt: c.ResponseFormat) -> dict[str, Any]:
+    if fmt.kind == "json_object":
+        return {"type": "json_object"}
+    return {
+        "type": "json_schema",
+        "json_schema": k.openai_schema(fmt),
+    }
 
 
 def write_effort(cfg: c.ReasoningConfig | None) -> str | None:

@@ -10,6 +10,8 @@ Rules:
 - Hosted tools (web_search, file_search, ...) are dropped from the tool list: no other
   dialect can run them, and the conversation keeps its meaning without them.
 - Responses has no stop sequences: writing a request with any raises BadRequest.
+- `text.format` json_object / json_schema is canonical structured output (rules as
+  openai_chat.py: JSON mode hint, object root); `text.verbosity` is dropped.
 - Codex's `local_shell` tool and its `local_shell_call` items raise BadRequest: the client
   runs them, but only in that shape, so a call from another model could not reach it
   (Codex uses the function `shell` tool with every other model).
@@ -33,9 +35,6 @@ def read_request(body: dict[str, Any]) -> c.Request:
     for key in STATEFUL:
         if body.get(key):
             raise BadRequest(f"{key}: server-side state cannot be translated to another API")
-    fmt = (body.get("text") or {}).get("format") or {}
-    if fmt.get("type") not in (None, "text"):
-        raise BadRequest("text.format: structured output cannot be translated")
     system = [c.Text(text=body["instructions"])] if body.get("instructions") else []
     messages: list[c.Message] = []
     items = body.get("input")
@@ -68,7 +67,21 @@ def read_request(body: dict[str, Any]) -> c.Request:
         stream=bool(body.get("stream", False)),
         reasoning=cfg,
         user=body.get("user") or body.get("safety_identifier"),
+        response_format=_read_format((body.get("text") or {}).get("format")),
     )
+
+
+def _read_format(fmt: Any) -> c.ResponseFormat | None:
+    if fmt is None:
+        return None
+    kind = k.as_dict(fmt, "text.format").get("type")
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return c.ResponseFormat(kind="json_object")
+    if kind == "json_schema":
+        return k.read_openai_schema(fmt, "text.format")
+    raise BadRequest(f"text.format.type: {kind!r} cannot be translated")
 
 
 def _read_item(item: dict[str, Any], where: str) -> c.Message | c.Text:
@@ -176,8 +189,9 @@ def write_request(req: c.Request, *, model: str) -> dict[str, Any]:
     if req.stop:
         raise BadRequest("stop_sequences: an openai-responses upstream has no stop sequences")
     body: dict[str, Any] = {"model": model}
-    if req.system:
-        body["instructions"] = "\n\n".join(t.text for t in req.system)
+    system = k.system_for_json_mode(req)
+    if system:
+        body["instructions"] = "\n\n".join(t.text for t in system)
     kinds: dict[str, str] = {
         p.id: p.kind for m in req.messages for p in m.parts if isinstance(p, c.ToolCall)
     }
@@ -202,12 +216,20 @@ def write_request(req: c.Request, *, model: str) -> dict[str, Any]:
             body["reasoning"]["summary"] = "auto"
     if req.user:
         body["user"] = k.openai_user(req.user)
+    if req.response_format:
+        body["text"] = {"format": _write_format(req.response_format)}
     body["store"] = False  # stateless: the whole history travels in `input`
     if effort or any(i.get("type") == "reasoning" for i in body["input"]):
         body["include"] = ["reasoning.encrypted_content"]
     if req.stream:
         body["stream"] = True
     return body
+
+
+def _write_format(fmt: c.ResponseFormat) -> dict[str, Any]:
+    if fmt.kind == "json_object":
+        return {"type": "json_object"}
+    return {"type": "json_schema", **k.openai_schema(fmt)}
 
 
 def _write_items(msg: c.Message, kinds: dict[str, str]) -> list[dict[str, Any]]:
