@@ -24,9 +24,10 @@ Rules:
   documents (gemini_schema.for_gemini); read from either field, OpenAPI upper-case type
   names lowered so other dialects accept them.
 - Structured output: `responseMimeType: application/json` alone is JSON mode; with
-  `responseJsonSchema` (read as sent) or `responseSchema` (OpenAPI subset, lowered) it
-  is a json_schema format. Written as responseMimeType + `responseJsonSchema` reduced by
-  for_gemini; a schema's name, description and strict flag have no Gemini field.
+  `responseJsonSchema` or `responseSchema` (OpenAPI subset) it is a json_schema format,
+  upper-case type names lowered in both (Gemini CLI sends `OBJECT` in the JSON one).
+  Written as responseMimeType + `responseJsonSchema` reduced by for_gemini; a schema's
+  name, description and strict flag have no Gemini field.
   `text/x.enum` (a bare enum answer) raises BadRequest.
 - Dropped on purpose: safetySettings, hosted tools (googleSearch, codeExecution, ...),
   `parallel` tool choice, `user` (no Gemini field), redacted reasoning of other families.

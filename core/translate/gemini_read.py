@@ -57,13 +57,16 @@ def read_request(body: dict[str, Any], *, model: str = "") -> c.Request:
 
 
 def _read_format(gen: dict[str, Any]) -> c.ResponseFormat | None:
-    """responseMimeType application/json, with `responseJsonSchema` (JSON Schema, as sent)
-    or `responseSchema` (OpenAPI subset, types lowered) when there is a schema."""
+    """responseMimeType application/json, with `responseJsonSchema` (JSON Schema) or
+    `responseSchema` (OpenAPI subset) when there is a schema. Upper-case type names are
+    lowered in both: Gemini CLI's classifier sends `"type": "OBJECT"` (google-genai's
+    Type enum) in responseJsonSchema, which no other API accepts."""
     mime = gen.get("responseMimeType")
     schema = gen.get("responseJsonSchema")
     where = "generationConfig.responseJsonSchema"
     if schema is None and gen.get("responseSchema") is not None:
-        schema, where = lower_schema(gen["responseSchema"]), "generationConfig.responseSchema"
+        schema, where = gen["responseSchema"], "generationConfig.responseSchema"
+    schema = lower_schema(schema)
     if mime == "text/x.enum":
         raise BadRequest(
             "generationConfig.responseMimeType: text/x.enum answers are a bare enum value, "
