@@ -443,5 +443,11 @@ def render(r: Report) -> str:
     for label, suite in (("proxy", r.same), ("floor relay", r.floor),
                          ("cross-dialect proxy", r.cross)):  # fmt: skip
         if suite.error:
-            out += ["", f"The {label} did not run:", "```", suite.error.strip(), "```"]
+            out += [
+                "",
+                f"The {label}: not measured, or not to the end:",
+                "```",
+                suite.error.strip(),
+                "```",
+            ]
     return "\n".join(out) + "\n"

@@ -274,7 +274,7 @@ class Bench:
         for target, runner in self.runners.items():
             if runner.server is not None and not runner.server.alive():
                 tail = runner.server.stderr_tail()
-                self.suites[target].error = f"it died during the run:\n{tail}"
+                self.suites[target].error = f"{runner.server.name} died during the run:\n{tail}"
 
 
 def machine() -> str:
