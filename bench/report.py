@@ -414,10 +414,11 @@ def _core_lines(r: Report) -> list[str]:
                 f"interrupts {sum(c.irq for c, _ in core) / total:.0%}, "
                 f"steal {sum(c.steal for c, _ in core) / total:.0%}"
             )
-        harness = [p.harness for p in phases if p.harness is not None]
-        if total := sum(h.total for h in harness):
-            busy = sum(h.busy + h.irq for h in harness)
-            parts.append(f"harness cores {busy / total:.0%} busy")
+        harness = [p for p in phases if p.harness is not None]
+        if total := sum(p.harness.total for p in harness if p.harness is not None):
+            busy = sum(p.harness.busy + p.harness.irq for p in harness if p.harness is not None)
+            own = sum(p.fake_cpu + p.result.cpu for p in harness)  # fake + load generator
+            parts.append(f"harness cores {busy / total:.0%} busy ({own / total:.0%} the harness)")
         if parts:
             lines.append(f"- while the {who} was measured: " + "; ".join(parts))
     return lines
