@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from core.translate import common
+from core.translate import common, stream_lane
 from core.translate.canonical import (
     BlockStart,
     BlockStop,
@@ -42,7 +42,7 @@ from core.translate.canonical import (
     ToolArgsDelta,
     Usage,
 )
-from core.translate.stream_lane import Delta, closes, shape, string_at
+from core.translate.stream_lane import Delta, DeltaKind, closes, shape, string_at
 
 FAMILY: common.Family = "anthropic"
 EARLY_END = "upstream stream ended early"
@@ -87,7 +87,7 @@ _ERROR_OUT: dict[str, str] = {
 }
 
 
-_str = json.encoder.encode_basestring  # a JSON string literal (C-accelerated)
+_str = stream_lane.string  # a JSON string literal (C-accelerated)
 
 # The fast lane's shape (stream_lane.py): a text or input_json delta up to its string.
 _DELTA = shape(
@@ -96,8 +96,7 @@ _DELTA = shape(
 )
 
 
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+_dumps = stream_lane.dumps
 
 
 def _usage_in(raw: dict[str, Any], base: Usage | None) -> Usage:
@@ -135,16 +134,26 @@ class Decoder:
     def __init__(self) -> None:
         self._usage: Usage | None = None
         self._done = False  # message_stop or an error seen: nothing more is expected
+        self._lane: tuple[str, DeltaKind, int] | None = None  # (head, kind, index): fast()
 
     def fast(self, raw: str) -> Delta | None:
-        """A text or input_json delta by its shape (stream_lane.py), else None."""
-        m = _DELTA[0].match(raw) or _DELTA[1].match(raw)
-        if m is None or self._done:
+        """A text or input_json delta by its shape (stream_lane.py), else None. The last
+        head that passed is remembered: a block's deltas share it."""
+        if self._done:
             return None
-        found = string_at(raw, m.end())
+        lane = self._lane
+        if lane is not None and raw.startswith(lane[0]):
+            head, kind, index = lane
+        else:
+            m = _DELTA[0].match(raw) or _DELTA[1].match(raw)
+            if m is None:
+                return None
+            head, kind, index = raw[: m.end()], "text" if m[2] else "args", int(m[1])
+        found = string_at(raw, len(head))
         if found is None or not closes(raw, found[1], "}}"):
             return None
-        return ("text" if m[2] else "args", int(m[1]), found[0])
+        self._lane = (head, kind, index)
+        return (kind, index, found[0])
 
     def feed(self, raw: str) -> list[StreamEvent]:
         if self._done:
@@ -267,6 +276,9 @@ def _event(name: str, payload: dict[str, Any]) -> bytes:
     return f"event: {name}\ndata: {_dumps(payload)}\n\n".encode()
 
 
+_MESSAGE_STOP = _event("message_stop", {"type": "message_stop"})
+
+
 def error_event(kind: str, message: str) -> bytes:
     etype = _ERROR_OUT.get(kind, "api_error")
     return _event("error", {"type": "error", "error": {"type": etype, "message": message}})
@@ -302,7 +314,7 @@ class Encoder:
                 return self._finish(event)
             case End():
                 self._finished = True
-                return _event("message_stop", {"type": "message_stop"})
+                return _MESSAGE_STOP
             case ErrorEvent(kind=k, message=m):
                 self._finished = True
                 return error_event(k, m)
@@ -407,7 +419,9 @@ class Encoder:
 
     def _close(self, index: int) -> bytes:
         client = self._open.pop(index)
-        return _event("content_block_stop", {"type": "content_block_stop", "index": client})
+        return (
+            f'event: content_block_stop\ndata: {{"type":"content_block_stop","index":{client}}}\n\n'
+        ).encode()
 
     def _block_stop(self, index: int) -> bytes:
         self._kinds.pop(index, None)

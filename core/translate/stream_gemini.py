@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from core.translate import common
+from core.translate import common, stream_lane
 from core.translate.canonical import (
     BlockStart,
     BlockStop,
@@ -88,11 +88,10 @@ _ERROR_IN: dict[str, str] = {
 # text part and no finishReason, up to the text's string; then the rest of the candidate.
 _TEXT = shape(r'\{"candidates"<:>\[\{"content"<:>\{"parts"<:>\[\{"text"<:>"')
 _TEXT_END = shape(r'\}\]<,>"role"<:>"model"\}(?:<,>"index"<:>0)?\}\]')
-_str = json.encoder.encode_basestring  # a JSON string literal (C-accelerated)
+_str = stream_lane.string  # a JSON string literal (C-accelerated)
 
 
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+_dumps = stream_lane.dumps
 
 
 def usage_in(raw: dict[str, Any]) -> Usage:

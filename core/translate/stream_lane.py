@@ -23,10 +23,15 @@ from __future__ import annotations
 import json.decoder
 import re
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 DeltaKind = Literal["text", "args"]
 Delta = tuple[DeltaKind, int, str]  # (kind, canonical block index, text or JSON fragment)
+
+# Compact JSON as the encoders write it. One encoder object, built once: json.dumps with
+# non-default options builds a new JSONEncoder on every call, a large share of a small dump.
+dumps: Callable[[Any], str] = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+string: Callable[[str], str] = json.encoder.encode_basestring
 
 # The C scanner json.loads uses for strings: (text, index after the closing quote).
 _scanstring: Callable[[str, int], tuple[str, int]] = json.decoder.scanstring  # type: ignore[attr-defined]

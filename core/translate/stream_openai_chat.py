@@ -30,7 +30,7 @@ import re
 import time
 from typing import Any
 
-from core.translate import common
+from core.translate import common, stream_lane
 from core.translate.canonical import (
     BlockStart,
     BlockStop,
@@ -45,7 +45,7 @@ from core.translate.canonical import (
     ToolArgsDelta,
     Usage,
 )
-from core.translate.stream_lane import Delta, shape, string_at
+from core.translate.stream_lane import Delta, DeltaKind, shape, string_at
 
 EARLY_END = "upstream stream ended early"
 
@@ -85,7 +85,7 @@ _ERROR_IN: dict[str, str] = {
 }
 
 
-_str = json.encoder.encode_basestring  # a JSON string literal (C-accelerated)
+_str = stream_lane.string  # a JSON string literal (C-accelerated)
 
 # The fast lane's shapes (stream_lane.py): the first choice's delta holding only content,
 # or only one argument fragment of a tool call, up to its string; then the rest of it.
@@ -100,8 +100,7 @@ _ARGS_END = shape(r"\}\}\]\}" + _NULLS)
 _MORE = re.compile(r'"error"|"usage"\s*:\s*[^n\s]')
 
 
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+_dumps = stream_lane.dumps
 
 
 def usage_in(raw: dict[str, Any]) -> Usage:
@@ -146,27 +145,41 @@ class Decoder:
         self._ids: dict[int, str] = {}  # upstream tool index -> its call id
         self._finish: StopReason | None = None
         self._usage: Usage | None = None
+        self._lane: tuple[str, DeltaKind, str] | None = None  # (head, kind, block key): fast()
+        self._tail = ""  # the last chunk tail fast() accepted, for `_tail_kind` deltas
+        self._tail_kind: DeltaKind = "text"
 
     def fast(self, raw: str) -> Delta | None:
-        """A content or argument fragment chunk by its shape (stream_lane.py), else None."""
-        m = _DELTA[0].search(raw) or _DELTA[1].search(raw)
-        if m is None or self._open is None or self._done:
+        """A content or argument fragment chunk by its shape (stream_lane.py), else None.
+
+        A stream repeats its chunk head (id, created, model...) and, but for usage or
+        obfuscation, its tail: the last head and tail that passed are remembered, so the
+        usual chunk costs two string comparisons and one string scan.
+        """
+        if self._open is None or self._done:
             return None
-        found = string_at(raw, m.end())
-        if found is None or not found[0] or _MORE.search(raw):
-            return None
-        text, end = found
-        if m[1] is None:
-            if self._open[0] != "text" or not (
-                _TEXT_END[0].match(raw, end) or _TEXT_END[1].match(raw, end)
-            ):
+        lane = self._lane
+        if lane is not None and raw.startswith(lane[0]):
+            head, kind, key = lane
+        else:
+            m = _DELTA[0].search(raw) or _DELTA[1].search(raw)
+            if m is None or _MORE.search(raw, 0, m.start()):
                 return None
-            return ("text", self._open[1], text)
-        if self._open[0] != f"tool:{m[1]}" or not (
-            _ARGS_END[0].match(raw, end) or _ARGS_END[1].match(raw, end)
-        ):
+            head = raw[: m.end()]
+            kind, key = ("text", "text") if m[1] is None else ("args", f"tool:{m[1]}")
+        if self._open[0] != key:
             return None
-        return ("args", self._open[1], text)
+        found = string_at(raw, len(head))
+        if found is None or not found[0]:
+            return None
+        tail = raw[found[1] :]
+        if tail != self._tail or kind != self._tail_kind:
+            ends = _TEXT_END if kind == "text" else _ARGS_END
+            if not (ends[0].match(tail) or ends[1].match(tail)) or _MORE.search(tail):
+                return None
+            self._tail, self._tail_kind = tail, kind
+        self._lane = (head, kind, key)
+        return (kind, self._open[1], found[0])
 
     def feed(self, raw: str) -> list[StreamEvent]:
         if self._done:

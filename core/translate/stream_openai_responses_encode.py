@@ -6,11 +6,10 @@ this module's public names).
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
-from core.translate import common
+from core.translate import common, stream_lane
 from core.translate.canonical import (
     BlockStart,
     BlockStop,
@@ -37,11 +36,10 @@ _ERROR_OUT: dict[str, str] = {
 }
 
 
-_str = json.encoder.encode_basestring  # a JSON string literal (C-accelerated)
+_str = stream_lane.string  # a JSON string literal (C-accelerated)
 
 
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+_dumps = stream_lane.dumps
 
 
 def usage_out(usage: Usage) -> dict[str, Any]:

@@ -77,22 +77,30 @@ class DataSplitter:
     def feed(self, chunk: bytes) -> list[str]:
         old = len(self._buf)
         buf = self._buf + chunk if old else chunk
-        if b"\r" in buf:
+        if _CR in buf:
             buf = _lf(buf)
         # Only the new bytes can complete a blank line: the buffer held none.
-        end = buf.rfind(b"\n\n", max(old - 2, 0))
+        end = buf.rfind(b"\n\n", old - 2 if old > 2 else 0)
         if end < 0:
             self._buf = buf
             return []
         self._buf = buf[end + 2 :]
-        blocks = buf[:end].decode("utf-8", "replace").split("\n\n")
-        return [data for block in blocks if (data := _data(block)) is not None]
+        text = buf[:end].decode("utf-8", "replace")
+        if "\n\n" not in text:  # one event: the usual network chunk
+            if text.startswith("data: ") and "\n" not in text:
+                return [text[6:]]
+            data = _data(text)
+            return [] if data is None else [data]
+        return [data for block in text.split("\n\n") if (data := _data(block)) is not None]
 
     def close(self) -> list[str]:
         """The data of a last event left without its blank line (a truncated stream)."""
         rest, self._buf = self._buf, b""
         data = _data(rest.replace(b"\r", b"\n").decode("utf-8", "replace"))
         return [] if data is None else [data]
+
+
+_CR = 13  # `int in bytes` is a plain byte search, far cheaper than `b"\r" in bytes`
 
 
 def _lf(buf: bytes) -> bytes:
@@ -173,6 +181,8 @@ class StreamTranslator:
         self._encoder = encoder(
             dst, model=client_model, include_usage=include_usage, created=created
         )
+        self._fast = self._decoder.fast  # bound once: the fast lane runs per event
+        self._text = self._encoder.text
         self._usage = Usage()
         self._started_content = False
         self._error: ErrorEvent | None = None
@@ -198,7 +208,10 @@ class StreamTranslator:
     def feed(self, chunk: bytes) -> bytes:
         if self._ended:
             return b""
-        return self._translate(self._splitter.feed(chunk))
+        datas = self._splitter.feed(chunk)
+        if len(datas) == 1:  # the usual network chunk: one event
+            return self._one(datas[0])
+        return self._translate(datas)
 
     def close(self) -> bytes:
         if self._ended:
@@ -216,23 +229,22 @@ class StreamTranslator:
 
     def _translate(self, datas: list[str]) -> bytes:
         out = []
-        fast = self._decoder.fast
         for data in datas:
             if self._ended:
                 break  # spent: what follows a terminal event is never sent
-            delta = fast(data)
-            if delta is None:
-                out.append(self._decoded(self._decoder.feed(data)))
-            else:
-                out.append(self._delta(delta))
+            out.append(self._one(data))
         return b"".join(out)
 
-    def _delta(self, delta: Delta) -> bytes:
-        """The fast lane: one text or argument delta straight to the encoder."""
+    def _one(self, data: str) -> bytes:
+        """One event: a text or argument delta takes the fast lane, the rest the canonical
+        path. The hot path of translation: kept flat on purpose."""
+        delta = self._fast(data)
+        if delta is None:
+            return self._decoded(self._decoder.feed(data))
         kind, index, text = delta
         self._started_content = True
         if kind == "text":
-            return self._encoder.text(index, text)
+            return self._text(index, text)
         if self._restorer.claims(index):  # a free-form call's arguments are rewritten
             return self._decoded([ToolArgsDelta(index=index, partial_json=text)])
         return self._encoder.args(index, text)
