@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from core.dialects import Dialect
 from core.sse import SSEEvent, SSEParser
 from core.translate import api, common, gemini
-from core.translate.streams import StreamTranslator, translator
+from core.translate.streams import DataSplitter, StreamTranslator, translator
 
 DATA = pathlib.Path(__file__).parent / "data" / "translate_streams"
 CREATED = 1700000000
@@ -631,3 +631,91 @@ def test_chat_upstreams_that_reuse_tool_index_zero_still_give_two_calls() -> Non
     out = translate(Dialect.OPENAI_CHAT, Dialect.ANTHROPIC, [raw.encode()])
     view = client_view(Dialect.ANTHROPIC, out)
     assert view["calls"] == [("call_a", "f", {"x": 1}), ("call_b", "g", {"y": 2})]
+
+
+# ------------------------------------------------------------------ the fast lane and splitter
+def generic_only(src: Dialect, dst: Dialect, chunks: list[bytes]) -> bytes:
+    """The same translation with the fast lane shut: every event takes the canonical path."""
+    t = StreamTranslator(src=src, dst=dst, client_model="client-model", created=CREATED)
+    t._fast = lambda data: None  # the lane is an optimisation only
+    return b"".join(t.feed(c) for c in chunks) + t.close()
+
+
+def compact(raw: bytes) -> bytes:
+    """The fixture re-serialised compactly, as OpenAI and Anthropic send it."""
+    out = []
+    for e in events(raw):
+        data = (
+            e.data if e.data == "[DONE]" else json.dumps(json.loads(e.data), separators=(",", ":"))
+        )
+        out.append((f"event: {e.event}\n" if e.event else "") + f"data: {data}\n\n")
+    return "".join(out).encode()
+
+
+@pytest.mark.parametrize(("src", "dst"), PAIRS, ids=PAIR_IDS)
+def test_the_fast_lane_writes_what_the_canonical_path_writes(src: Dialect, dst: Dialect) -> None:
+    from bench.payloads import Kind, stream_script
+
+    bench_text = stream_script(Kind(src.value), 20).body()
+    for raw in (upstream(src), compact(upstream(src)), bench_text):
+        per_event = [e + b"\n\n" for e in raw.replace(b"\r\n", b"\n").split(b"\n\n") if e]
+        fast = translate(src, dst, per_event)
+        assert fast == generic_only(src, dst, per_event)
+        assert fast == translate(src, dst, [raw])
+
+
+def test_chat_chunks_that_also_carry_usage_or_extra_fields_leave_the_fast_lane() -> None:
+    head = '{"id":"c1","object":"chat.completion.chunk","created":1,"model":"g",'
+
+    def chunk(choice: str, more: str = "") -> bytes:
+        return f'data: {head}"choices":[{choice}]{more}}}\n\n'.encode()
+
+    text = '{"index":0,"delta":{"content":"%s"},"finish_reason":null}'
+    raw = [
+        chunk('{"index":0,"delta":{"role":"assistant"},"finish_reason":null}'),
+        chunk(text % "Hel"),
+        chunk(text % "lo", ',"usage":{"prompt_tokens":7,"completion_tokens":2}'),
+        chunk('{"index":0,"delta":{"content":" you","role":"x"},"finish_reason":null}'),
+        chunk('{"index":0,"delta":{"content":"!"},"finish_reason":"stop"}'),
+        b"data: [DONE]\n\n",
+    ]
+    out = translate(Dialect.OPENAI_CHAT, Dialect.ANTHROPIC, raw)
+    assert out == generic_only(Dialect.OPENAI_CHAT, Dialect.ANTHROPIC, raw)
+    view = client_view(Dialect.ANTHROPIC, out)
+    assert view["text"] == "Hello you!"
+    assert view["usage"] == (7, 2), "usage riding on a content chunk is not lost"
+
+
+def test_gemini_usage_from_the_last_text_chunk_reaches_the_finish() -> None:
+    def chunk(text: str, out_tokens: int, finish: str = "") -> bytes:
+        cand = f'{{"content":{{"parts":[{{"text":"{text}"}}],"role":"model"}}{finish},"index":0}}'
+        usage = f'{{"promptTokenCount":5,"candidatesTokenCount":{out_tokens}}}'
+        return f'data: {{"candidates":[{cand}],"usageMetadata":{usage}}}\r\n\r\n'.encode()
+
+    final = b'data: {"candidates":[{"finishReason":"STOP","index":0}]}\r\n\r\n'
+    raw = [chunk("a", 1), chunk("b", 2), chunk("c", 3), final]
+    out = translate(Dialect.GEMINI, Dialect.OPENAI_CHAT, raw)
+    assert out == generic_only(Dialect.GEMINI, Dialect.OPENAI_CHAT, raw)
+    assert client_view(Dialect.OPENAI_CHAT, out)["usage"] == (5, 3)
+
+
+SSE_TRICKS = (
+    b": a comment\n\nevent: x\ndata: one\ndata: two\n\nid: 7\nretry: 10\n\n"
+    b"data:no-space\r\n\r\ndata: cr only\r\rdata: caf\xc3\xa9 \xe2\x98\x80\n\n\n\ndata: [DONE]\n\n"
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    raw=st.sampled_from([SSE_TRICKS, *(upstream(d) for d in Dialect)]),
+    cuts=st.lists(st.integers(min_value=0, max_value=8000), max_size=30),
+)
+def test_the_translators_splitter_finds_the_events_core_sse_finds(
+    raw: bytes, cuts: list[int]
+) -> None:
+    points = sorted({c % (len(raw) + 1) for c in cuts})
+    chunks = [raw[a:b] for a, b in zip([0, *points], [*points, len(raw)], strict=True)]
+    splitter, parser = DataSplitter(), SSEParser()
+    ours = [d for c in chunks for d in splitter.feed(c)] + splitter.close()
+    theirs = [e.data for c in chunks for e in parser.feed(c)] + [e.data for e in parser.close()]
+    assert ours == theirs

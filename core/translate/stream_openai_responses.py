@@ -27,6 +27,9 @@ Rules:
   call_id (`<id>__ccxsig__<b64url>`); the item id keeps the plain id.
 - Errors are written as an `error` event followed by `response.failed`, so clients that
   watch either one stop with an error, never a clean end.
+- Cost: the decoder reads an event's leading `type` first and does not parse events that
+  have no canonical meaning (`response.in_progress`, the `.done` events that repeat the
+  whole text); text and argument deltas take the fast lane (stream_lane.py).
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ this module's public names).
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from core.translate import common
@@ -50,6 +51,7 @@ _TYPE = shape(
     r'\.delta"<,>'
 )
 _TEXT_AT = shape(r'"output_index"<:>(\d+)<,>"content_index"<:>(\d+)<,>"delta"<:>"')
+_TYPE_FIRST = re.compile(r'\{\s*"type"\s*:\s*"([^"\\]*)"')  # the type, when it comes first
 _ARGS_AT = shape(r'"output_index"<:>(\d+)<,>"delta"<:>"')
 
 
@@ -96,6 +98,11 @@ class Decoder:
 
     def feed(self, raw: str) -> list[StreamEvent]:
         if self._done:
+            return []
+        named = _TYPE_FIRST.match(raw)
+        if named is not None and named[1] not in _HANDLERS:
+            # An event with no canonical meaning (in_progress, the `.done` repeats of the
+            # whole text...) is not parsed at all: several carry the whole answer.
             return []
         try:
             data = json.loads(raw)
