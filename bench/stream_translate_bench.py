@@ -172,7 +172,8 @@ def main() -> None:
     if args.json:
         print(json.dumps(now))
         return
-    print(f"workload {args.work}, {args.events} deltas, one chunk per event, best of rounds")
+    what = f"{args.events} text deltas" if args.work == "text" else "the golden fixtures"
+    print(f"workload {args.work} ({what}), one chunk per event, best of {args.rounds} rounds")
     print(table(now, before))
 
 
