@@ -428,3 +428,23 @@ def test_structured_output_there_and_back_keeps_the_meaning(
     assert format_meaning(back.response_format, dialects) == format_meaning(
         start.response_format, dialects
     )
+
+
+def test_stream_translator_turns_the_forced_tool_into_answer_text() -> None:
+    """The wired path: StreamTranslator itself (fast lane included) does the rewrite."""
+    pieces = ['{"reasoning": "One', ' listing."', ', "model_choice": "flash"}']
+    raw = anthropic_stream(anthropic.JSON_TOOL, pieces)
+    t = streams.StreamTranslator(
+        src=Dialect.ANTHROPIC, dst=Dialect.OPENAI_CHAT, client_model="cm", created=0
+    )
+    out = t.feed(raw) + t.close()
+    chunks = [
+        json.loads(line[6:]) for line in out.decode().splitlines() if line.startswith("data: {")
+    ]
+    deltas = [ch["choices"][0]["delta"] for ch in chunks if ch["choices"]]
+    assert not any("tool_calls" in d for d in deltas)
+    text = "".join(d.get("content") or "" for d in deltas)
+    assert json.loads(text) == {"reasoning": "One listing.", "model_choice": "flash"}
+    finishes = [ch["choices"][0]["finish_reason"] for ch in chunks if ch["choices"]]
+    assert finishes[-1] == "stop"
+    assert t.completed

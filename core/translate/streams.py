@@ -41,6 +41,7 @@ from core.translate.canonical import (
     ToolArgsDelta,
     Usage,
 )
+from core.translate.anthropic import JsonAnswerStream
 from core.translate.custom_tools import StreamRestorer
 from core.translate.stream_lane import Delta
 
@@ -178,6 +179,9 @@ class StreamTranslator:
         self._splitter = DataSplitter()
         self._decoder = decoder(src)
         self._restorer = StreamRestorer(custom_tools)
+        # Structured output from an Anthropic upstream arrives as a forced tool call
+        # (anthropic.JSON_TOOLS); it goes back to the client as the answer's text.
+        self._answers = JsonAnswerStream() if src == Dialect.ANTHROPIC else None
         self._encoder = encoder(
             dst, model=client_model, include_usage=include_usage, created=created
         )
@@ -245,11 +249,14 @@ class StreamTranslator:
         self._started_content = True
         if kind == "text":
             return self._text(index, text)
-        if self._restorer.claims(index):  # a free-form call's arguments are rewritten
+        if self._restorer.claims(index) or (self._answers and self._answers.claims(index)):
+            # a free-form call's or a JSON answer's arguments are rewritten
             return self._decoded([ToolArgsDelta(index=index, partial_json=text)])
         return self._encoder.args(index, text)
 
     def _decoded(self, events: list[StreamEvent]) -> bytes:
+        if self._answers is not None:
+            events = self._answers.feed(events)
         return self._events(self._restorer.feed(events))
 
     def _events(self, events: list[StreamEvent], *, upstream: bool = True) -> bytes:
