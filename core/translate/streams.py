@@ -29,6 +29,7 @@ from core.translate import (
     stream_openai_chat,
     stream_openai_responses,
 )
+from core.translate.anthropic import JsonAnswerStream
 from core.translate.canonical import (
     BlockStart,
     End,
@@ -41,7 +42,6 @@ from core.translate.canonical import (
     ToolArgsDelta,
     Usage,
 )
-from core.translate.anthropic import JsonAnswerStream
 from core.translate.custom_tools import StreamRestorer
 from core.translate.stream_lane import Delta
 
