@@ -54,7 +54,9 @@ class Side:
     auth: tuple[bytes, bytes]
     plain: str  # sample file names under tests/data/streams/
     stream: str
-    plain_usage: tuple[int, int]  # (input incl. cache, output incl. reasoning), the README (Cross-dialect translation)
+    plain_usage: tuple[
+        int, int
+    ]  # (input incl. cache, output incl. reasoning), the README (Cross-dialect translation)
     stream_usage: tuple[int, int]
 
     def usage(self, stream: bool) -> tuple[int, int]:

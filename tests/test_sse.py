@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from core.sse import SSEEvent, SSEParser, encode_event
 
 STREAM = (
-    b"event: message_start\r\ndata: {\"a\": 1}\r\n\r\n"
+    b'event: message_start\r\ndata: {"a": 1}\r\n\r\n'
     b": keep-alive comment\n\n"
     b"data: line one\ndata: line two\n\n"
     b"event: ping\ndata: caf\xc3\xa9\rid: 7\r\r"
