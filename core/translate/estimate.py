@@ -1,8 +1,8 @@
 """A local token estimate for count_tokens when the upstream has no count endpoint (OpenAI).
 
 Rule (documented in the README, "Cross-dialect translation"): read the body into the
-canonical model, then count ceil(chars / 4) over every text the model sees (system, message text,
-tool call arguments, tool results, reasoning text, tool names, descriptions and JSON
+canonical model, then count ceil(chars / 4) over every text the model sees (system,
+message text, tool call arguments, tool results, reasoning text, tool names, descriptions and JSON
 schemas), plus 4 tokens per message, 8 per tool, 3 for the reply primer, and a flat 85
 per image (a low-detail tile; real image costs vary by provider and size).
 """
