@@ -1,9 +1,10 @@
 """Plain HTTP message types shared by the server, the upstream client and the proxy.
 
 Header names are lowercase bytes (the server and client lowercase them); values are
-bytes. A response body is either `body` (bytes, sent with Content-Length) or `stream` (an async iterator of chunks,
-sent chunked). The server always closes `stream` (`aclose`) when it is done with it, also
-on client disconnect, so a generator's `finally` is the place to release upstream resources.
+bytes. A response body is either `body` (bytes, sent with Content-Length) or `stream` (an
+async iterator of chunks, sent chunked). The server always closes `stream` (`aclose`) when
+it is done with it, also on client disconnect, so a generator's `finally` is the place to
+release upstream resources.
 """
 
 from __future__ import annotations
