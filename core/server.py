@@ -353,8 +353,11 @@ class _Connection:
         try:
             if self.fd >= 0:
                 await trio.lowlevel.checkpoint_if_cancelled()
+                fd = self.stream.socket.fileno()  # afresh: -1 once closed, never a reused fd
+                if fd < 0:
+                    raise trio.ClosedResourceError("connection closed")
                 try:
-                    sent = os.write(self.fd, data)
+                    sent = os.write(fd, data)
                 except BlockingIOError:
                     sent = 0
                 if sent == len(data):
