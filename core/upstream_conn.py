@@ -22,6 +22,7 @@ Rules:
 
 from __future__ import annotations
 
+import os
 import re
 import select
 from dataclasses import dataclass
@@ -121,6 +122,7 @@ class Connection:
     __slots__ = (
         "body",
         "complete",
+        "fd",
         "framed",
         "head_done",
         "head_size",
@@ -139,6 +141,8 @@ class Connection:
     def __init__(self, stream: trio.abc.Stream, origin: Origin) -> None:
         self.stream = stream
         self.origin = origin
+        plain = isinstance(stream, trio.SocketStream) and os.name == "posix"
+        self.fd = 0 if plain else -1  # >= 0: write straight to the socket (see _send)
         self.state = PoolState.ACTIVE
         self.begin()
 
@@ -161,10 +165,29 @@ class Connection:
 
     async def send_request(self, head: bytes, body: bytes) -> None:
         if len(body) <= _JOIN_MAX:
-            await self.stream.send_all(head + body)  # one write, one segment for small posts
+            await self._send(head + body)  # one write, one segment for small posts
         else:
-            await self.stream.send_all(head)
-            await self.stream.send_all(body)
+            await self._send(head)
+            await self._send(body)
+
+    async def _send(self, data: bytes) -> None:
+        """Write straight to the non-blocking socket when it takes it all: trio's send_all
+        adds a scheduler pass after every send, on the request's latency path. TLS, other
+        platforms and a full kernel buffer go through send_all."""
+        if self.fd >= 0:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            assert isinstance(self.stream, trio.SocketStream)
+            fd = self.stream.socket.fileno()  # afresh: -1 once closed, never a reused fd
+            if fd < 0:
+                raise trio.ClosedResourceError("connection closed")
+            try:
+                sent = os.write(fd, data)
+            except BlockingIOError:
+                sent = 0
+            if sent == len(data):
+                return
+            data = data[sent:]
+        await self.stream.send_all(data)
 
     async def read_head(self) -> None:
         """Read until the final response's status and headers are parsed."""
