@@ -45,6 +45,7 @@ class PassthroughPipe:
         self._spec = spec
         self._parser: SSEParser | None = SSEParser()
         self._scanner = spec.stream_scanner()
+        self._result: tuple[Usage, bool] | None = None  # the scanner's verdict at close()
         self.content_started = False
         self.completed = False
         self.error_reason: str | None = None
@@ -83,8 +84,10 @@ class PassthroughPipe:
         return False
 
     def close(self) -> bytes:
-        _, completed = self._scanner.result()
-        self.completed = self.completed or completed
+        # The scan of the kept head and tail runs once per stream (it parses JSON); usage()
+        # after close() reuses it.
+        self._result = self._scanner.result()
+        self.completed = self.completed or self._result[1]
         if self.completed:
             return b""
         return self._spec.error_event("upstream", "upstream stream ended before completion")
@@ -93,4 +96,6 @@ class PassthroughPipe:
         return self._spec.error_event(kind, message)
 
     def usage(self) -> Usage:
+        if self._result is not None:
+            return self._result[0]
         return self._scanner.result()[0]
