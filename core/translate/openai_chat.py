@@ -74,7 +74,7 @@ def read_request(body: dict[str, Any]) -> c.Request:
         messages=k.with_result_names(k.merge_same_role(messages)),
         system=tuple(system),
         tools=tuple(_read_tool(t, f"tools[{i}]") for i, t in enumerate(body.get("tools") or [])),
-        tool_choice=_read_tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls")),
+        tool_choice=read_tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls")),
         max_tokens=body.get("max_completion_tokens") or body.get("max_tokens"),
         temperature=body.get("temperature"),
         top_p=body.get("top_p"),
@@ -175,7 +175,9 @@ def _read_tool(tool: dict[str, Any], where: str) -> c.Tool:
     )
 
 
-def _read_tool_choice(choice: Any, parallel: Any) -> c.ToolChoice | None:
+def read_tool_choice(choice: Any, parallel: Any, *, nested: bool = True) -> c.ToolChoice | None:
+    """OpenAI tool_choice (Chat and Responses). A named choice carries its name under the
+    kind in Chat (`{"type": "function", "function": {"name"}}`), at the top in Responses."""
     par = parallel if isinstance(parallel, bool) else None
     if choice is None:
         return c.ToolChoice(mode="auto", parallel=par) if par is not None else None
@@ -184,7 +186,7 @@ def _read_tool_choice(choice: Any, parallel: Any) -> c.ToolChoice | None:
         k.require(choice in modes, "tool_choice", f"unknown {choice!r}")
         return c.ToolChoice(mode=modes[choice], parallel=par)  # type: ignore[arg-type]
     kind = choice.get("type")
-    named = choice.get(kind) if kind in ("function", "custom") else None
+    named = (choice.get(kind) if nested else choice) if kind in ("function", "custom") else None
     if not isinstance(named, dict):
         raise BadRequest(f"tool_choice: {kind!r} cannot be translated")
     return c.ToolChoice(mode="tool", name=named.get("name"), parallel=par)

@@ -24,7 +24,7 @@ from typing import Any
 from core.errors import BadRequest
 from core.translate import canonical as c
 from core.translate import common as k
-from core.translate.openai_chat import read_effort, write_effort
+from core.translate.openai_chat import read_effort, read_tool_choice, write_effort
 
 FAMILY: k.Family = "openai"
 STATEFUL = ("previous_response_id", "conversation", "prompt")
@@ -60,7 +60,9 @@ def read_request(body: dict[str, Any]) -> c.Request:
         messages=k.with_result_names(k.merge_same_role(messages)),
         system=tuple(system),
         tools=tuple(_read_tool(t) for t in tools),
-        tool_choice=_read_tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls")),
+        tool_choice=read_tool_choice(
+            body.get("tool_choice"), body.get("parallel_tool_calls"), nested=False
+        ),
         max_tokens=body.get("max_output_tokens"),
         temperature=body.get("temperature"),
         top_p=body.get("top_p"),
@@ -169,19 +171,6 @@ def _read_tool(tool: dict[str, Any]) -> c.Tool:
     return c.Tool(
         name=tool["name"], description=tool.get("description"), parameters=tool.get("parameters")
     )
-
-
-def _read_tool_choice(choice: Any, parallel: Any) -> c.ToolChoice | None:
-    par = parallel if isinstance(parallel, bool) else None
-    if choice is None:
-        return c.ToolChoice(mode="auto", parallel=par) if par is not None else None
-    if isinstance(choice, str):
-        modes = {"auto": "auto", "none": "none", "required": "any"}
-        k.require(choice in modes, "tool_choice", f"unknown {choice!r}")
-        return c.ToolChoice(mode=modes[choice], parallel=par)  # type: ignore[arg-type]
-    if choice.get("type") in ("function", "custom"):
-        return c.ToolChoice(mode="tool", name=choice.get("name"), parallel=par)
-    raise BadRequest(f"tool_choice: {choice.get('type')!r} cannot be translated")
 
 
 # ---------------------------------------------------------------- request: write
