@@ -312,16 +312,7 @@ class Proxy:
     ) -> NoCapacity:
         now = trio.current_time()
         waits = [w for c in candidates if (w := c.wait_time(now, estimate)) is not None]
-        limited = any(
-            c.cooldown.active(now)
-            or (c.requests_bucket and c.requests_bucket.level(now) < 1)
-            or (
-                c.tokens_bucket
-                and c.tokens_bucket.level(now) < min(estimate, c.tokens_bucket.capacity)
-            )
-            or (c.config.max_concurrent is not None and c.active >= c.config.max_concurrent)
-            for c in candidates
-        )
+        limited = any(c.rate_limited(now, estimate) for c in candidates)
         retry_after = min(waits) if waits else None
         names = ", ".join(c.name for c in candidates)
         if limited:

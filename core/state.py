@@ -96,6 +96,18 @@ class UpstreamState:
             return None
         return wait
 
+    def rate_limited(self, now: float, token_estimate: float = 0.0) -> bool:
+        """Held back by pacing (cooldown, buckets, concurrency) rather than ill health:
+        the difference between answering 429 and 503 when nothing can take a request."""
+        requests, tokens = self.requests_bucket, self.tokens_bucket
+        limit = self.config.max_concurrent
+        return (
+            self.cooldown.active(now)
+            or (requests is not None and requests.wait_time(1.0, now) > 0.0)
+            or (tokens is not None and tokens.wait_time(token_estimate, now) > 0.0)
+            or (limit is not None and self.active >= limit)
+        )
+
     def pick_key(self, now: float) -> KeyState | None:
         """The next key not in cooldown, rotating through the pool; None if none has keys."""
         count = len(self.keys)
