@@ -11,7 +11,6 @@ import json
 import logging
 import logging.handlers
 import os
-import sys
 from collections import deque
 from typing import Any, TextIO
 
@@ -99,7 +98,3 @@ class AccessLog:
         self.flush()
         if self._file is not None:
             self._file.close()
-
-
-def default_stdout() -> TextIO:
-    return sys.stdout

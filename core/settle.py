@@ -15,11 +15,11 @@ import time
 from core.dialects.base import Usage
 from core.failover import Outcome, OutcomeKind
 from core.health import Transition
-from core.state import KeyState, Runtime, UpstreamState
+from core.state import EventKind, KeyState, Runtime, UpstreamState
 
 KEY_REJECT_COOLDOWN = 60.0
 
-_TRANSITION_EVENTS = {
+_TRANSITION_EVENTS: dict[Transition, tuple[EventKind, str]] = {
     Transition.OPENED: ("breaker_opened", "circuit opened"),
     Transition.REOPENED: ("breaker_opened", "circuit reopened after a failed probe"),
     Transition.HALF_OPENED: ("breaker_half_open", "circuit half-open: probing"),
@@ -73,8 +73,7 @@ def settle(
                 f"cooling down {outcome.retry_after:.1f}s ({outcome.reason})",
             )
     if transition is not None:
-        event, text = _TRANSITION_EVENTS[transition]
-        runtime.add_event(wall, event, state.name, text)  # type: ignore[arg-type]
+        _note_transition(runtime, state, transition, wall)
     if usage is not None:
         _count_tokens(state, usage, estimate, now)
 
@@ -103,5 +102,11 @@ def poll_breakers(runtime: Runtime, states: list[UpstreamState], now: float) -> 
     """Note breakers whose cooldown ran out (open -> half-open) as events."""
     for state in states:
         if state.breaker.poll(now) is Transition.HALF_OPENED:
-            event, text = _TRANSITION_EVENTS[Transition.HALF_OPENED]
-            runtime.add_event(time.time(), event, state.name, text)  # type: ignore[arg-type]
+            _note_transition(runtime, state, Transition.HALF_OPENED, time.time())
+
+
+def _note_transition(
+    runtime: Runtime, state: UpstreamState, transition: Transition, wall: float
+) -> None:
+    event, text = _TRANSITION_EVENTS[transition]
+    runtime.add_event(wall, event, state.name, text)

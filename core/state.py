@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from core.config import BreakerConfig, Config, Rate, UpstreamConfig
-from core.health import Breaker, BreakerState, Cooldown
+from core.health import Breaker, Cooldown
 from core.ratelimit import TokenBucket, bucket_for
 from core.routing import CandidateView, Policy, make_policy, model_matches
 from core.secrets import Secret
@@ -232,7 +232,3 @@ class Runtime:
         ]
         by_name = {s.name: s for s in available}
         return [by_name[name] for name in self.policy.order(views)]
-
-
-def breaker_label(state: BreakerState) -> str:
-    return str(state)
