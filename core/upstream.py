@@ -10,7 +10,10 @@ Rules:
   and per relayed chunk about 2 us above a raw-socket floor (27 us with h11); httpcore's
   pool also degrades with many idle connections (STACK-NOTES, encode/httpcore#1035). The
   pool here is per origin: an idle LIFO list capped at `max_idle_per_origin`; checkout and
-  return are O(1), never a scan.
+  return are O(1), never a scan. The cap is sized for a busy workstation (64 agents in
+  flight at once must not churn connections: a 16-cap opened one for every third request
+  at 64 clients); connections idle longer than `idle_expiry` are closed from the bottom
+  of the list (the coldest) whenever one returns.
 - A connection is either idle (in the pool) or owned by exactly one in-flight request.
   Cancellation or any error while it is owned closes it; only a response whose body was read
   to the end on a keep-alive connection returns it to the pool. Accounting is synchronous,
@@ -104,9 +107,14 @@ def _describe(exc: BaseException) -> str:
 
 class UpstreamClient:
     def __init__(
-        self, *, max_idle_per_origin: int = 16, ssl_context: ssl.SSLContext | None = None
+        self,
+        *,
+        max_idle_per_origin: int = 128,
+        idle_expiry: float = 30.0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._max_idle = max_idle_per_origin
+        self._idle_expiry = idle_expiry
         self._ssl_context = ssl_context
         self._idle: dict[Origin, list[Connection]] = {}
         self._active = 0
@@ -226,10 +234,14 @@ class UpstreamClient:
             conn.close_now()
             return
         conn.state = PoolState.IDLE
+        conn.idle_since = now = trio.current_time()
         idle = self._idle.setdefault(conn.origin, [])
         idle.append(conn)
         if len(idle) > self._max_idle:
-            idle.pop(0).close_now()  # the oldest: likeliest to hit the server's idle timeout
+            idle.pop(0).close_now()  # the coldest: likeliest to hit the server's idle timeout
+        expired = now - self._idle_expiry
+        while idle[0].idle_since < expired:
+            idle.pop(0).close_now()  # never the one just returned: it is at the top
 
     def _discard(self, conn: Connection) -> None:
         if conn.state is PoolState.ACTIVE:

@@ -127,6 +127,7 @@ class Connection:
         "head_done",
         "head_size",
         "headers",
+        "idle_since",
         "interim",
         "keep_alive",
         "origin",
@@ -144,6 +145,7 @@ class Connection:
         plain = isinstance(stream, trio.SocketStream) and os.name == "posix"
         self.fd = 0 if plain else -1  # >= 0: write straight to the socket (see _send)
         self.state = PoolState.ACTIVE
+        self.idle_since = 0.0  # trio time it went back to the pool
         self.begin()
 
     def begin(self) -> None:

@@ -21,6 +21,7 @@ import h11
 import httptools
 import pytest
 import trio
+from trio.testing import MockClock
 
 from core.errors import UpstreamConnectError, UpstreamProtocolError, UpstreamTimeout
 from core.upstream import Origin, UpstreamClient, to_upstream_error
@@ -613,6 +614,39 @@ async def test_idle_cap_holds_under_50_concurrent_requests(nursery: trio.Nursery
     assert client.stats() == {"idle": 16, "active": 0, "opened": 50}
     await client.aclose()
     assert client.stats() == {"idle": 0, "active": 0, "opened": 50}
+
+
+async def test_connections_idle_past_the_expiry_close_when_another_returns(
+    nursery: trio.Nursery, mock_clock: MockClock
+) -> None:
+    both_in = trio.Event()
+    in_flight = 0
+
+    async def hold_until_both_arrived(conn: ServerConn) -> None:
+        nonlocal in_flight
+        while await conn.request() is not None:
+            in_flight += 1
+            if in_flight == 2:
+                both_in.set()
+            await both_in.wait()  # two connections open at once
+            await conn.respond(b"ok")
+
+    server = await start_server(nursery, hold_until_both_arrived)
+    client = UpstreamClient(idle_expiry=30.0)
+
+    async def one() -> None:
+        response = await client.send("GET", server.url(), [], b"", connect_timeout=TIMEOUT)
+        assert await response.read() == b"ok"
+
+    async with trio.open_nursery() as requests:
+        requests.start_soon(one)
+        requests.start_soon(one)
+    assert client.stats() == {"idle": 2, "active": 0, "opened": 2}
+    mock_clock.jump(31.0)
+    await one()  # takes the warmest; on return the other, idle for 31 s, is closed
+    assert client.stats() == {"idle": 1, "active": 0, "opened": 2}
+    await one()
+    assert client.stats() == {"idle": 1, "active": 0, "opened": 2}  # the kept one still serves
 
 
 # -- the error mapping -------------------------------------------------------------------------
