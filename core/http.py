@@ -4,12 +4,13 @@ Header names are lowercase bytes (the server and client lowercase them); values 
 bytes. A response body is either `body` (bytes, sent with Content-Length) or `stream` (an
 async iterator of chunks, sent chunked). The server always closes `stream` (`aclose`) when
 it is done with it, also on client disconnect, so a generator's `finally` is the place to
-release upstream resources.
+release upstream resources. `after`, if set, is called once when the server is done with the
+response (sent, failed or abandoned): bookkeeping that must not delay the client.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
@@ -46,3 +47,4 @@ class Response:
     headers: Headers = field(default_factory=list)
     body: bytes = b""
     stream: AsyncIterator[bytes] | None = None
+    after: Callable[[], None] | None = None

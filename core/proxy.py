@@ -7,6 +7,8 @@ Rules:
   is retried only after a jittered backoff (core.failover.plan_next decides when to stop).
 - Every request ends in exactly one access-log line and one metrics observation, also
   when the client goes away (status 499) or a stream fails midway.
+- A JSON answer is settled (usage, buckets, breaker, slot) and logged after it went out
+  (`Response.after`): the client never waits for our bookkeeping.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import math
 import random
 import secrets
 import time
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -76,9 +79,15 @@ class Proxy:
             self._log(ctx)
             raise
         ctx.status = response.status
-        if response.stream is None:
-            self._log(ctx)
+        if response.stream is None:  # a stream logs when it ends (RelayStream.on_done)
+            response.after = partial(self._after_body, ctx)
         return response
+
+    def _after_body(self, ctx: Ctx) -> None:
+        """Once the body went out: the accounting the client need not wait for."""
+        if ctx.account is not None:
+            ctx.account()
+        self._log(ctx)
 
     def _check_access(self, request: Request) -> None:
         keys = self.engine.runtime.config.access_keys
@@ -253,10 +262,13 @@ class Proxy:
             client_response_headers(answer.headers, request_id=ctx.request_id, upstream=state.name)
         )
         if answer.relay is None:
+
+            def account() -> None:
+                ctx.usage = usage = plan.usage(answer.status, answer.body)
+                self._settle(runtime, state, answer.outcome, usage, estimate, key)
+
+            ctx.account = account
             body = plan.response_body(answer.status, answer.body)
-            usage = plan.usage(answer.status, answer.body)
-            ctx.usage = usage
-            self._settle(runtime, state, answer.outcome, usage, estimate, key)
             return Response(status=answer.status, headers=headers, body=body)
         relay: RelayStream = answer.relay
 

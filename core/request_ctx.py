@@ -7,6 +7,7 @@ place; nothing here holds a secret (keys never reach a Ctx).
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,8 @@ class Ctx:
     usage: Usage = field(default_factory=Usage)
     error: str | None = None
     logged: bool = False
+    # A JSON answer's settling, run after its body went out (see Proxy._after_body).
+    account: Callable[[], None] | None = None
 
     def log_line(self, elapsed: float) -> dict[str, Any]:
         """The access-log entry: one JSON line per request."""

@@ -14,6 +14,8 @@ What it owns and its rules:
   stops reading after a budget of bytes while a handler runs (TCP backpressure).
 - A `Response.stream` is always `aclose`d: when done, on error and on disconnect (shielded
   for a short grace period so it runs even when the surrounding scope is cancelled).
+  `Response.after` is always called once the response is done with, after its last byte
+  went out: the proxy's accounting runs there, off the client's latency.
 - A handler exception, or a response that cannot go on the wire as it is (bad header,
   content-length mismatch), answers 500 with a small JSON body and closes the connection; it
   is logged (logger "ccx.server"). Nothing a client does (reset, garbage) kills the server or
@@ -116,6 +118,13 @@ async def _aclose_stream(stream: AsyncIterator[bytes]) -> None:
             await aclose()
         except Exception:
             log.exception("response stream failed to close")
+
+
+def _call_after(after: Callable[[], None]) -> None:
+    try:
+        after()
+    except Exception:
+        log.exception("response bookkeeping failed")
 
 
 def _peer(stream: trio.SocketStream) -> str:
@@ -405,12 +414,16 @@ class _Connection:
             )
             await self._send_internal_error(head_only)
             return False
-        if response.stream is None:
-            return await self._send_body(parsed, response, head_only)
         try:
-            return await self._send_stream(parsed, response, response.stream, head_only)
+            if response.stream is None:
+                return await self._send_body(parsed, response, head_only)
+            try:
+                return await self._send_stream(parsed, response, response.stream, head_only)
+            finally:
+                await _aclose_stream(response.stream)
         finally:
-            await _aclose_stream(response.stream)
+            if response.after is not None:
+                _call_after(response.after)
 
     async def _send_internal_error(self, head_only: bool) -> bool:
         head, body = _ERRORS[500]

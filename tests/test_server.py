@@ -102,9 +102,8 @@ class RawClient:
             return status, headers, b""
         if headers.get("transfer-encoding") == "chunked":
             chunks = []
-            while chunk := await self.read_chunk():
+            while chunk := await self.read_chunk():  # the last chunk takes its CRLF too
                 chunks.append(chunk)
-            await self.read_until(b"\r\n")
             return status, headers, b"".join(chunks)
         return status, headers, await self.read_exactly(int(headers.get("content-length", "0")))
 
@@ -495,6 +494,52 @@ async def test_client_disconnect_mid_stream_closes_the_stream(nursery: trio.Nurs
     with trio.fail_after(5):
         await closed.wait()
 
+
+
+async def test_after_runs_once_when_the_response_is_done_with(nursery: trio.Nursery) -> None:
+    calls: list[str] = []
+    done = trio.Event()
+
+    def after(label: str) -> None:
+        calls.append(label)
+        done.set()
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"part"
+
+    async def handler(request: Request) -> Response:
+        if request.path == "/stream":
+            return Response(status=200, stream=chunks(), after=partial(after, "stream"))
+        return Response(status=200, body=b"whole", after=partial(after, "body"))
+
+    info = await start(nursery, handler)
+    client = await RawClient.connect(info)
+    for path, label, body in (("/body", "body", b"whole"), ("/stream", "stream", b"part")):
+        done = trio.Event()
+        await client.send(get(path))
+        assert (await client.read_response())[2] == body
+        with trio.fail_after(5):
+            await done.wait()
+        assert calls[-1] == label
+    assert calls == ["body", "stream"]
+
+
+async def test_after_runs_when_the_client_leaves_before_taking_the_body(
+    nursery: trio.Nursery,
+) -> None:
+    called = trio.Event()
+    big = b"x" * (32 * 1024 * 1024)  # far beyond the socket buffers: the write must wait
+
+    async def handler(request: Request) -> Response:
+        return Response(status=200, body=big, after=called.set)
+
+    info = await start(nursery, handler)
+    client = await RawClient.connect(info)
+    await client.send(get())
+    await client.read_until(b"\r\n\r\n")  # the head went out; the body cannot all follow
+    client.reset()
+    with trio.fail_after(5):
+        await called.wait()
 
 async def test_stream_that_is_never_iterated_is_still_closed_for_head(
     nursery: trio.Nursery,
