@@ -495,7 +495,6 @@ async def test_client_disconnect_mid_stream_closes_the_stream(nursery: trio.Nurs
         await closed.wait()
 
 
-
 async def test_after_runs_once_when_the_response_is_done_with(nursery: trio.Nursery) -> None:
     calls: list[str] = []
     done = trio.Event()
@@ -540,6 +539,7 @@ async def test_after_runs_when_the_client_leaves_before_taking_the_body(
     client.reset()
     with trio.fail_after(5):
         await called.wait()
+
 
 async def test_stream_that_is_never_iterated_is_still_closed_for_head(
     nursery: trio.Nursery,
