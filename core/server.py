@@ -173,7 +173,8 @@ def _log_connection_error(client: str, exc: BaseException) -> None:
     if isinstance(exc, BaseExceptionGroup):
         errors, others = exc.split(Exception)
         if errors is not None:
-            _log_connection_error(client, errors)
+            for error in errors.exceptions:
+                _log_connection_error(client, error)
         if others is not None:
             raise others
         return
@@ -185,28 +186,40 @@ def _log_connection_error(client: str, exc: BaseException) -> None:
         log.error("connection from %s failed", client, exc_info=exc)
 
 
+class _Worker:
+    """One of a connection's two tasks. At any time one of them reads the socket (the
+    reader) and the other serves a request or waits for its turn to read."""
+
+    __slots__ = ("scope", "turn")
+
+    def __init__(self) -> None:
+        self.scope = trio.CancelScope()  # receive timeouts, while this worker reads
+        self.turn = trio.Event()  # set when the reading passes to this worker
+
+
 class _Connection:
-    """One client connection: a request parser, the request/response loop (the connection's
-    own task) and a reader task, under one nursery.
+    """One client connection: a request parser and two tasks that take turns, under one
+    nursery.
 
-    The reader owns `receive_some` for the connection's whole life: it feeds the parser
-    (llhttp runs right there, in C) and wakes the main task when the parser has news for it
-    (a request began or is complete, an error, a `100 Continue` to send). On EOF or reset it
-    cancels the connection's nursery, which stops a running handler or stream at once (the
-    proxy relies on this to cancel upstream requests). One long-lived reader is much cheaper
-    than a watcher task per request (no spawn, no extra epoll re-arming). While the main task
-    is busy (handler, response), pipelined requests are parsed and queued, but the reader
-    stops after `budget` bytes, so a client cannot make us buffer without bound.
+    The reader owns `receive_some` and feeds the parser (llhttp runs right there, in C).
+    When a whole request is in and nothing is being served, the reader serves it itself and
+    hands the reading to the other task: the request goes to the handler in the same
+    scheduler pass its last byte arrived in (a reader that woke a separate request task
+    cost one more pass, on every request's latency). The new reader keeps watching the
+    socket while the handler runs: on EOF or reset it cancels the connection's nursery,
+    which stops the handler or stream at once (the proxy relies on this to cancel upstream
+    requests). Pipelined requests that arrive meanwhile are parsed and queued, and the
+    serving task answers them in order; the reader stops after `budget` bytes, so a client
+    cannot make us buffer without bound.
 
-    Receive timeouts are one cancel scope per connection whose deadline moves (keep-alive
-    while idle, request_timeout once a request started, none while the handler runs): trio
-    cancel scopes are not free, so none is created per request.
+    Receive timeouts are one long-lived cancel scope per task whose deadline moves
+    (keep-alive while idle, request_timeout once a request started, none while a request is
+    served): trio cancel scopes are not free, so none is created per request.
     """
 
     __slots__ = (
         "budget",
         "client",
-        "discarding",
         "eof",
         "everything",
         "failed",
@@ -215,12 +228,13 @@ class _Connection:
         "idle",
         "limits",
         "parser",
-        "reader_paused",
+        "progress",
+        "reader",
         "reading",
         "server",
+        "serving",
         "stream",
-        "timeouts",
-        "wake",
+        "workers",
     )
 
     def __init__(self, server: _Server, stream: trio.SocketStream) -> None:
@@ -236,118 +250,124 @@ class _Connection:
             client=self.client,
             read_size=RECEIVE_SIZE,
         )
-        self.timeouts = trio.CancelScope()  # receive timeouts; drain cancels it when idle
         self.everything: trio.CancelScope | None = None  # the connection's nursery
+        self.workers = (_Worker(), _Worker())
+        self.reader = self.workers[0]  # the task reading now
+        self.serving = False  # a task is running the handler or sending a response
         self.idle = False  # waiting for the first byte of a request: drain may close us
         self.reading = False  # part of a request has arrived: a timeout now answers 408
         self.failed = False  # an error answer was sent: the connection is closing
-        # Reader <-> main task hand-off.
-        self.budget = limits.max_header_bytes + 2 * RECEIVE_SIZE
-        self.fed = 0  # bytes read while the main task was busy
         self.eof = False  # the client closed (or reset) its side
-        self.discarding = False  # after an error answer: drop what still arrives
-        self.wake: trio.Event | None = None  # the main task waits for the parser's news
-        self.reader_paused: trio.Event | None = None  # the reader waits for `budget`
+        self.budget = limits.max_header_bytes + 2 * RECEIVE_SIZE
+        self.fed = 0  # bytes read while a request is served
+        self.progress: trio.Event | None = None  # the reader waits for a response to end
 
     def close_if_idle(self) -> None:
-        if self.idle:
-            self.timeouts.cancel()
+        if self.idle and not self.serving:
+            self.reader.scope.cancel()
 
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
             self.everything = nursery.cancel_scope
-            nursery.start_soon(self._reader)
-            with self.timeouts:
-                await self._serve_requests()
-            if self.timeouts.cancelled_caught and self.reading and not self.failed:
-                await self._fail(408)
-            nursery.cancel_scope.cancel()
+            first, second = self.workers
+            nursery.start_soon(self._work, second)
+            await self._work(first)
 
-    async def _serve_requests(self) -> None:
-        while True:
-            parsed = await self._next_request()
-            if parsed is None:
-                return
-            if self.timeouts.deadline != math.inf:
-                self.timeouts.deadline = math.inf  # the handler is never cut by receive timeouts
-            self.reading = False
-            if not await self._respond(parsed):
-                return
+    async def _work(self, me: _Worker) -> None:
+        """One task's life: read while it is the reader; serve the request it read."""
+        with me.scope:
+            while True:
+                if self.reader is not me:
+                    await me.turn.wait()
+                parsed = await self._next_request(me)
+                if parsed is None or not await self._serve(me, parsed):
+                    break
+        if me.scope.cancelled_caught and self.reading and not self.failed:
+            await self._fail(408)
+        if self.everything is not None:
+            self.everything.cancel()
 
-    # -- the reader task -----------------------------------------------------------------
+    # -- reading -------------------------------------------------------------------------
 
-    async def _reader(self) -> None:
+    async def _next_request(self, me: _Worker) -> ParsedRequest | None:
+        """Read until a whole request is in and nothing is being served; None when the
+        connection should close (any error answer has been sent)."""
         parser = self.parser
-        discarded = 0
         while True:
+            if self.serving:
+                # Queue what comes; the serving task answers it in order. An error answer,
+                # a `100 Continue` or a full budget waits for the response in progress.
+                if parser.error is not None or parser.wants_continue or self.fed > self.budget:
+                    self.progress = progress = trio.Event()
+                    await progress.wait()
+                    continue
+            elif parser.ready:
+                return parser.ready.popleft()
+            elif parser.error is not None:
+                await self._fail(parser.error)
+                return None
+            elif not self._arm(me):
+                return None
+            elif parser.wants_continue:
+                parser.wants_continue = False
+                if not await self._send(CONTINUE):
+                    return None
             try:
                 data = await self.stream.receive_some(RECEIVE_SIZE)
             except _DISCONNECT_ERRORS:
                 data = b""
+            self.idle = False
             if not data:
                 self.eof = True
                 if self.everything is not None:
                     self.everything.cancel()  # the client left: stop handler / stream now
-                return
-            if self.discarding:
-                discarded += len(data)
-                if discarded > LINGER_BYTES:
-                    return
-                continue
-            parser.feed(data)
-            wake = self.wake
-            if wake is not None:
-                if parser.changed:
-                    wake.set()
-            else:
+                return None
+            if self.serving:
                 self.fed += len(data)
-                if self.fed > self.budget:
-                    self.reader_paused = paused = trio.Event()
-                    await paused.wait()
+            parser.feed(data)
 
-    async def _wait_for_parser(self) -> None:
-        """Wait until the parser has news (EOF cancels us instead); lets the reader go on."""
+    def _arm(self, reader: _Worker) -> bool:
+        """Set the reader's receive deadline for the state of the connection (nothing is
+        being served); False when a drain should close it now."""
+        if self.parser.in_message:
+            if not self.reading:  # the first bytes arrived, or came with the last request
+                self.reading = True
+                reader.scope.deadline = trio.current_time() + self.limits.request_timeout
+        elif self.server.draining:
+            return False
+        elif not self.idle:
+            self.idle = True
+            reader.scope.deadline = trio.current_time() + self.limits.keepalive_timeout
+        return True
+
+    # -- serving -------------------------------------------------------------------------
+
+    async def _serve(self, me: _Worker, parsed: ParsedRequest) -> bool:
+        """Serve `parsed`, then whatever was queued behind it, while the other task reads.
+        True when the connection may serve another request."""
+        me.scope.deadline = math.inf  # the handler is never cut by receive timeouts
+        self.reading = False
+        self.serving = True
         self.fed = 0
-        if self.reader_paused is not None:
-            self.reader_paused.set()
-            self.reader_paused = None
-        if self.parser.changed:
-            return  # the reader fed news while we were sending (a `100 Continue`)
-        self.wake = wake = trio.Event()
-        try:
-            await wake.wait()
-        finally:
-            self.wake = None
-
-    # -- reading -------------------------------------------------------------------------
-
-    async def _next_request(self) -> ParsedRequest | None:
-        """The next whole request, or None when the connection should close (any error
-        answer has been sent)."""
-        parser = self.parser
-        limits = self.limits
+        me.turn = trio.Event()  # spent (also one given before this task first ran)
+        first, second = self.workers
+        self.reader = other = second if me is first else first
+        other.scope.deadline = math.inf
+        other.turn.set()
         while True:
-            parser.changed = False
-            if parser.ready:
-                return parser.ready.popleft()
-            if parser.error is not None:
-                await self._fail(parser.error)
-                return None
-            if parser.in_message:
-                if not self.reading:  # the first bytes arrived, or came with the last request
-                    self.reading = True
-                    self.timeouts.deadline = trio.current_time() + limits.request_timeout
-                if parser.wants_continue:
-                    parser.wants_continue = False
-                    if not await self._send(CONTINUE):
-                        return None
-            elif self.server.draining:
-                return None
-            else:
-                self.idle = True
-                self.timeouts.deadline = trio.current_time() + limits.keepalive_timeout
-            await self._wait_for_parser()
-            self.idle = False
+            if not await self._respond(parsed):
+                return False
+            self.fed = 0
+            if self.parser.ready:
+                parsed = self.parser.ready.popleft()
+                continue
+            self.serving = False
+            if self.progress is not None:  # the reader waits to answer an error, ...
+                self.progress.set()
+                self.progress = None
+            elif not self._arm(self.reader):
+                self.reader.scope.cancel()  # draining: the reader closes the connection
+            return True
 
     # -- writing -------------------------------------------------------------------------
 
@@ -357,7 +377,7 @@ class _Connection:
         Fast path (POSIX): write straight to the non-blocking socket after a cancellation
         check; only when the kernel buffer is full does trio's `send_all` wait for room.
         `send_all` also yields to the scheduler after every send, a full scheduler pass per
-        response and per stream chunk: we skip that yield (the request loop parks right
+        response and per stream chunk: we skip that yield (the serving task parks right
         after a response; streams yield in `_send_stream`)."""
         try:
             if self.fd >= 0:
@@ -379,21 +399,24 @@ class _Connection:
         return True
 
     async def _fail(self, status: int) -> None:
-        """Answer a protocol-level error, then close politely (linger, see LINGER_SECONDS)."""
+        """Answer a protocol-level error, then close politely: stop writing and read (drop)
+        what the client still sends for a moment (see LINGER_SECONDS). Only the reader
+        calls this."""
         self.failed = True
         head, body = _ERRORS[status]
         if not await self._send(head + body):
             return
-        self.discarding = True
-        if self.reader_paused is not None:
-            self.reader_paused.set()
         with trio.move_on_after(LINGER_SECONDS):
             try:
                 await self.stream.send_eof()
+                discarded = 0
+                while discarded <= LINGER_BYTES:
+                    data = await self.stream.receive_some(RECEIVE_SIZE)
+                    if not data:
+                        return
+                    discarded += len(data)
             except _DISCONNECT_ERRORS:
                 return
-            if not self.eof:
-                await trio.sleep_forever()  # the reader cancels us at EOF
 
     async def _respond(self, parsed: ParsedRequest) -> bool:
         """Run the handler and send its response (the reader cancels both if the client

@@ -153,6 +153,22 @@ async def test_keep_alive_serves_many_requests_on_one_connection(nursery: trio.N
     assert len(peers) == 1  # same client port each time: the connection was reused
 
 
+async def test_a_request_already_waiting_when_the_connection_is_accepted(
+    nursery: trio.Nursery,
+) -> None:
+    # The two tasks of a connection take turns at reading; the first request here is read
+    # before the second task ever ran, which must not leave it a spare turn.
+    info = await start(nursery, echo)
+    sock = socket.create_connection((info.host, info.port))  # blocking: sent before accept
+    sock.sendall(get("/1"))
+    client = RawClient(trio.SocketStream(trio.socket.from_stdlib_socket(sock)))
+    for n in range(1, 5):
+        if n > 1:
+            await client.send(get(f"/{n}"))
+        status, _, body = await client.read_response()
+        assert (status, json.loads(body)["path"]) == (200, f"/{n}")
+
+
 async def test_pipelined_requests_are_answered_in_order(nursery: trio.Nursery) -> None:
     info = await start(nursery, echo)
     client = await RawClient.connect(info)
