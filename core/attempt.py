@@ -202,6 +202,12 @@ class RelayStream:
         if chunks is not None:
             watchdog.watch(self)
 
+    def take_first(self) -> bytes:
+        """The held-back start of the stream, for the caller to send with the head; the
+        iteration then begins after it."""
+        first, self._first = self._first or b"", None
+        return first
+
     def stall(self, phase: Literal["idle", "total"]) -> None:
         """The watchdog saw no chunk in time: abort the upstream read (see core.watchdog)."""
         self._stalled = phase

@@ -5,7 +5,9 @@ bytes. A response body is either `body` (bytes, sent with Content-Length) or `st
 async iterator of chunks, sent chunked). The server always closes `stream` (`aclose`) when
 it is done with it, also on client disconnect, so a generator's `finally` is the place to
 release upstream resources. `after`, if set, is called once when the server is done with the
-response (sent, failed or abandoned): bookkeeping that must not delay the client.
+response (sent, failed or abandoned): bookkeeping that must not delay the client. With a
+`stream`, a non-empty `body` is the stream's first bytes, already at hand: they go out in
+one write with the head.
 """
 
 from __future__ import annotations

@@ -283,7 +283,9 @@ class Proxy:
             self._log(ctx)
 
         relay.on_done = on_done
-        return Response(status=answer.status, headers=headers, stream=relay)
+        return Response(
+            status=answer.status, headers=headers, body=relay.take_first(), stream=relay
+        )
 
     # ------------------------------------------------------------------ accounting
     def _settle(

@@ -492,12 +492,17 @@ class _Connection:
             log.exception("handler returned an invalid response for %s", self.client)
             await self._send_internal_error(head_only)
             return False
-        if not await self._send(head.data):
-            return False
         framing = head.framing
+        chunked = framing == "chunked"
+        lead = response.body
+        if lead and framing != "none":
+            lead = chunk(lead) if chunked else lead
+            if not await self._send(head.data + lead):
+                return False
+        elif not await self._send(head.data):
+            return False
         if framing == "none":
             return not head.close
-        chunked = framing == "chunked"
         sent = 0
         try:
             async for piece in stream:

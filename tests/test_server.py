@@ -288,6 +288,30 @@ async def test_streamed_response_reaches_the_client_chunk_by_chunk(nursery: trio
     assert closed.is_set()
 
 
+async def test_a_stream_lead_goes_out_with_the_head_before_the_stream_is_iterated(
+    nursery: trio.Nursery,
+) -> None:
+    lead_seen = trio.Event()
+
+    async def rest() -> AsyncIterator[bytes]:
+        await lead_seen.wait()  # the lead reached the client without the iterator's help
+        yield b"data: two\n\n"
+
+    async def handler(request: Request) -> Response:
+        headers = [(b"content-type", b"text/event-stream")]
+        return Response(status=200, headers=headers, body=b"data: one\n\n", stream=rest())
+
+    info = await start(nursery, handler)
+    client = await RawClient.connect(info)
+    await client.send(get())
+    status, headers = await client.read_head()
+    assert (status, headers["transfer-encoding"]) == (200, "chunked")
+    assert await client.read_chunk() == b"data: one\n\n"
+    lead_seen.set()
+    assert await client.read_chunk() == b"data: two\n\n"
+    assert await client.read_chunk() == b""
+
+
 async def test_head_sends_headers_only_and_the_connection_stays_usable(
     nursery: trio.Nursery,
 ) -> None:
