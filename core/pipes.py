@@ -33,11 +33,14 @@ class StreamPipe(Protocol):
 
 
 def _next_event_end(chunk: bytes, start: int) -> int:
-    """Index just past the next blank line (LF LF or CRLF CRLF) from start, else the end."""
+    """Index just past the next blank line (LF LF or CRLF CRLF) from start, else the end.
+    The CRLF search stops where an LF LF was found: a chunk may hold a whole stream, and
+    scanning all of it once per event cost more than parsing the event."""
     lf = chunk.find(b"\n\n", start)
-    crlf = chunk.find(b"\r\n\r\n", start)
-    ends = [i + 2 for i in (lf,) if i >= 0] + [i + 4 for i in (crlf,) if i >= 0]
-    return min(ends) if ends else len(chunk)
+    crlf = chunk.find(b"\r\n\r\n", start, len(chunk) if lf < 0 else lf + 1)
+    if crlf >= 0:
+        return crlf + 4
+    return len(chunk) if lf < 0 else lf + 2
 
 
 class PassthroughPipe:
