@@ -48,16 +48,29 @@ class PassthroughPipe:
         self._spec = spec
         self._parser: SSEParser | None = SSEParser()
         self._scanner = spec.stream_scanner()
+        # Chunks the scanner has not seen yet: the preflight's, scanned once the stream is
+        # committed and its start went out (the scan is not on the first event's latency).
+        self._unscanned: list[bytes] | None = []
         self._result: tuple[Usage, bool] | None = None  # the scanner's verdict at close()
         self.content_started = False
         self.completed = False
         self.error_reason: str | None = None
 
     def feed(self, chunk: bytes) -> bytes:
-        self._scanner.feed(chunk)
         if self._parser is not None:
+            assert self._unscanned is not None
+            self._unscanned.append(chunk)
             self._preflight(chunk)
+            return chunk
+        if self._unscanned is not None:
+            self._scan_held()
+        self._scanner.feed(chunk)
         return chunk
+
+    def _scan_held(self) -> None:
+        for held in self._unscanned or ():
+            self._scanner.feed(held)
+        self._unscanned = None
 
     def _preflight(self, chunk: bytes) -> None:
         """Parse event by event only until the first content or error event: a chunk can
@@ -89,6 +102,7 @@ class PassthroughPipe:
     def close(self) -> bytes:
         # The scan of the kept head and tail runs once per stream (it parses JSON); usage()
         # after close() reuses it.
+        self._scan_held()
         self._result = self._scanner.result()
         self.completed = self.completed or self._result[1]
         if self.completed:
@@ -101,4 +115,5 @@ class PassthroughPipe:
     def usage(self) -> Usage:
         if self._result is not None:
             return self._result[0]
+        self._scan_held()
         return self._scanner.result()[0]
