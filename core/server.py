@@ -20,6 +20,8 @@ What it owns and its rules:
   content-length mismatch), answers 500 with a small JSON body and closes the connection; it
   is logged (logger "ccx.server"). Nothing a client does (reset, garbage) kills the server or
   other connections.
+- Receive timeouts are enforced by one sweeper task per server, a little late (at most a
+  quarter of the timeout, or SWEEP_MAX_TICK): no trio deadline moves per request.
 - Cheap: no task or cancel scope per request, llhttp parsing, one write for a whole
   non-stream response and one per stream chunk (straight to the socket on POSIX; trio
   only when the kernel buffer is full), no buffering.
@@ -29,7 +31,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -64,6 +65,8 @@ LINGER_BYTES = 4 * 1024 * 1024
 # Sends skip trio's per-send yield (see `_Connection._send`); a stream that never blocks
 # still lets other tasks run every this many chunks.
 YIELD_EVERY = 16
+# Receive timeouts are noticed at most this late (or a quarter of the shorter one).
+SWEEP_MAX_TICK = 1.0
 
 _DISCONNECT_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError)
 
@@ -148,6 +151,16 @@ class _Server:
         self.draining = False
         self.all_closed = trio.Event()
 
+    async def sweep(self) -> None:
+        """Enforce the connections' receive timeouts, a little late (at most `tick`)."""
+        limits = self.limits
+        tick = min(SWEEP_MAX_TICK, min(limits.keepalive_timeout, limits.request_timeout) / 4)
+        while True:
+            await trio.sleep(tick)
+            now = trio.current_time()
+            for conn in list(self.connections):
+                conn.expire(now)
+
     def begin_drain(self) -> None:
         self.draining = True
         for conn in list(self.connections):
@@ -193,7 +206,7 @@ class _Worker:
     __slots__ = ("scope", "turn")
 
     def __init__(self) -> None:
-        self.scope = trio.CancelScope()  # receive timeouts, while this worker reads
+        self.scope = trio.CancelScope()  # cancelled on a receive timeout while it reads
         self.turn = trio.Event()  # set when the reading passes to this worker
 
 
@@ -212,9 +225,10 @@ class _Connection:
     serving task answers them in order; the reader stops after `budget` bytes, so a client
     cannot make us buffer without bound.
 
-    Receive timeouts are one long-lived cancel scope per task whose deadline moves
-    (keep-alive while idle, request_timeout once a request started, none while a request is
-    served): trio cancel scopes are not free, so none is created per request.
+    Receive timeouts (keep-alive while idle, request_timeout once a request started, none
+    while a request is served) are a timestamp here, checked by the server's sweeper
+    (`_Server.sweep`), which cancels the reader's long-lived scope: moving a trio deadline
+    costs a few microseconds, and a request used to move four.
     """
 
     __slots__ = (
@@ -233,6 +247,7 @@ class _Connection:
         "reading",
         "server",
         "serving",
+        "since",
         "stream",
         "workers",
     )
@@ -256,6 +271,7 @@ class _Connection:
         self.serving = False  # a task is running the handler or sending a response
         self.idle = False  # waiting for the first byte of a request: drain may close us
         self.reading = False  # part of a request has arrived: a timeout now answers 408
+        self.since = 0.0  # when `idle` or `reading` began (trio time)
         self.failed = False  # an error answer was sent: the connection is closing
         self.eof = False  # the client closed (or reset) its side
         self.budget = limits.max_header_bytes + 2 * RECEIVE_SIZE
@@ -306,7 +322,7 @@ class _Connection:
             elif parser.error is not None:
                 await self._fail(parser.error)
                 return None
-            elif not self._arm(me):
+            elif not self._arm():
                 return None
             elif parser.wants_continue:
                 parser.wants_continue = False
@@ -326,33 +342,44 @@ class _Connection:
                 self.fed += len(data)
             parser.feed(data)
 
-    def _arm(self, reader: _Worker) -> bool:
-        """Set the reader's receive deadline for the state of the connection (nothing is
-        being served); False when a drain should close it now."""
+    def _arm(self) -> bool:
+        """Start the receive timeout for the state of the connection (nothing is being
+        served); False when a drain should close it now."""
         if self.parser.in_message:
             if not self.reading:  # the first bytes arrived, or came with the last request
                 self.reading = True
-                reader.scope.deadline = trio.current_time() + self.limits.request_timeout
+                self.since = trio.current_time()
         elif self.server.draining:
             return False
         elif not self.idle:
             self.idle = True
-            reader.scope.deadline = trio.current_time() + self.limits.keepalive_timeout
+            self.since = trio.current_time()
         return True
+
+    def expire(self, now: float) -> None:
+        """Called by the sweeper: cancel the reader if its receive timeout ran out."""
+        if self.serving:
+            return
+        if self.reading:
+            limit = self.limits.request_timeout
+        elif self.idle:
+            limit = self.limits.keepalive_timeout
+        else:
+            return
+        if now - self.since >= limit:
+            self.reader.scope.cancel()
 
     # -- serving -------------------------------------------------------------------------
 
     async def _serve(self, me: _Worker, parsed: ParsedRequest) -> bool:
         """Serve `parsed`, then whatever was queued behind it, while the other task reads.
         True when the connection may serve another request."""
-        me.scope.deadline = math.inf  # the handler is never cut by receive timeouts
-        self.reading = False
+        self.reading = False  # the handler is never cut by receive timeouts
         self.serving = True
         self.fed = 0
         me.turn = trio.Event()  # spent (also one given before this task first ran)
         first, second = self.workers
         self.reader = other = second if me is first else first
-        other.scope.deadline = math.inf
         other.turn.set()
         while True:
             if not await self._respond(parsed):
@@ -365,7 +392,7 @@ class _Connection:
             if self.progress is not None:  # the reader waits to answer an error, ...
                 self.progress.set()
                 self.progress = None
-            elif not self._arm(self.reader):
+            elif not self._arm():
                 self.reader.scope.cancel()  # draining: the reader closes the connection
             return True
 
@@ -550,6 +577,7 @@ async def serve(
                 )
 
         connections.start_soon(accept)
+        connections.start_soon(server.sweep)
         task_status.started(ServerInfo(host=sockname[0], port=sockname[1]))
         if drain is None:
             return  # the nursery runs until cancelled
