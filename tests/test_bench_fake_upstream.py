@@ -22,7 +22,7 @@ from bench.floor import serve_floor
 from bench.loadgen import LoadResult, LoadSpec, run_load
 from bench.payloads import Kind, build_request, request_body, request_path
 from bench.procs import Cores
-from bench.report import Report, cpu_rows, per_event_values, render
+from bench.report import Report, cpu_rows, per_event_values, render, unpaced_event_cpu
 from bench.run import Phase, Suite
 from core.sse import SSEEvent, SSEParser
 
@@ -255,3 +255,12 @@ def test_the_per_event_cost_discounts_a_plain_request_per_stream() -> None:
     rendered = render(_report(same, floor))
     assert "| 100.0 us | 100.0 us |" in rendered  # floor and proxy cells of the event row
     assert "1.00 x (+0.0 us)" in rendered
+
+
+def test_the_reference_per_event_cost_is_a_stream_beyond_a_plain_request() -> None:
+    # 0.5 ms per plain request, 0.78 ms per 56-event unpaced stream: 5 us per event.
+    same = Suite(phases={"many": [_phase(100, 0.05)], "many_stream": [_phase(100, 0.078)]})
+    floor = Suite(phases={"many": [_phase(100, 0.01)], "many_stream": [_phase(100, 0.0128)]})
+    assert unpaced_event_cpu(same, 56) == pytest.approx(5e-6)
+    row = next(w for w in cpu_rows(_report(same, floor)) if "reference" in w.figure)
+    assert (row.proxy, row.floor, row.verdict) == ("5.0 us", "0.5 us", "ok")
