@@ -7,19 +7,9 @@ What it owns and its rules:
 - A request is read whole (body as bytes) before the handler runs; limits answer 413 (body),
   431 (headers), 400 (malformed), 408 (request started but too slow; an idle keep-alive
   connection is just closed). `Expect: 100-continue` gets `100 Continue` before the body.
-- Each connection has a reader task that owns the socket's receive side. EOF or reset
-  cancels the connection at once, including a running handler or stream (the proxy relies
-  on this to cancel upstream requests). A client that half-closes after its request counts
-  as gone. Pipelined requests are parsed as they arrive and queued, never lost; the reader
-  stops reading after a budget of bytes while a handler runs (TCP backpressure).
-- A `Response.stream` is always `aclose`d: when done, on error and on disconnect (shielded
-  for a short grace period so it runs even when the surrounding scope is cancelled).
-  `Response.after` is always called once the response is done with, after its last byte
-  went out: the proxy's accounting runs there, off the client's latency.
-- A handler exception, or a response that cannot go on the wire as it is (bad header,
-  content-length mismatch), answers 500 with a small JSON body and closes the connection; it
-  is logged (logger "ccx.server"). Nothing a client does (reset, garbage) kills the server or
-  other connections.
+- One connection's life (reading, the handler, writing, disconnects) is
+  core/server_conn.py. Its errors are logged here (logger "ccx.server"); nothing a client
+  does (reset, garbage) kills the server or other connections.
 - Receive timeouts are enforced by one sweeper task per server, a little late (at most a
   quarter of the timeout, or SWEEP_MAX_TICK): no trio deadline moves per request.
 - Cheap: no task or cancel scope per request, llhttp parsing, one write for a whole
@@ -29,46 +19,23 @@ What it owns and its rules:
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 import trio
 
 from core.http import Request, Response
-from core.http1 import (
-    CONTINUE,
-    LAST_CHUNK,
-    ParsedRequest,
-    RequestParser,
-    chunk,
-    response_head,
-)
+from core.server_conn import DISCONNECT_ERRORS, Connection
 
-__all__ = ["Handler", "ServerInfo", "ServerLimits", "serve"]
+__all__ = ["SWEEP_MAX_TICK", "Handler", "ServerInfo", "ServerLimits", "serve"]
 
 log = logging.getLogger("ccx.server")
 
 Handler = Callable[[Request], Awaitable[Response]]
 
-RECEIVE_SIZE = 64 * 1024
-# How long a stream's aclose() may run once its scope is cancelled (client gone, shutdown).
-ACLOSE_GRACE = 5.0
-# After an error response we stop writing and read (discard) what the client still sends for
-# a moment: closing with unread bytes makes the kernel send RST, which can destroy our
-# response in the client's receive buffer before it reads it.
-LINGER_SECONDS = 1.0
-LINGER_BYTES = 4 * 1024 * 1024
-# Sends skip trio's per-send yield (see `_Connection._send`); a stream that never blocks
-# still lets other tasks run every this many chunks.
-YIELD_EVERY = 16
 # Receive timeouts are noticed at most this late (or a quarter of the shorter one).
 SWEEP_MAX_TICK = 1.0
-
-_DISCONNECT_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,64 +57,13 @@ class ServerInfo:
         return f"http://{host}:{self.port}"
 
 
-def _error_response(status: int, reason: str, kind: str, message: str) -> tuple[bytes, bytes]:
-    """Prebuilt (head, body) of an error answer; the connection always closes after it."""
-    body = json.dumps({"error": {"type": kind, "message": message}}, separators=(",", ":")).encode()
-    head = (
-        f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
-        f"content-length: {len(body)}\r\nconnection: close\r\nserver: ccx-tray\r\n\r\n"
-    ).encode()
-    return head, body
-
-
-_ERRORS = {
-    400: _error_response(400, "Bad Request", "invalid_request", "malformed HTTP request"),
-    408: _error_response(408, "Request Timeout", "timeout", "request not received in time"),
-    413: _error_response(413, "Content Too Large", "request_too_large", "request body too large"),
-    431: _error_response(
-        431, "Request Header Fields Too Large", "request_too_large", "request headers too large"
-    ),
-    500: _error_response(500, "Internal Server Error", "internal", "internal error"),
-}
-
-
-async def _aclose_stream(stream: AsyncIterator[bytes]) -> None:
-    """Close a response stream even when our scope is cancelled (shielded, time-boxed)."""
-    aclose: Callable[[], Awaitable[Any]] | None = getattr(stream, "aclose", None)
-    if aclose is None:
-        return
-    with trio.move_on_after(ACLOSE_GRACE, shield=True):
-        try:
-            await aclose()
-        except Exception:
-            log.exception("response stream failed to close")
-
-
-def _call_after(after: Callable[[], None]) -> None:
-    try:
-        after()
-    except Exception:
-        log.exception("response bookkeeping failed")
-
-
-def _peer(stream: trio.SocketStream) -> str:
-    try:
-        addr = stream.socket.getpeername()
-    except OSError:
-        return ""
-    if isinstance(addr, tuple):
-        host = addr[0]
-        return f"[{host}]:{addr[1]}" if ":" in host else f"{host}:{addr[1]}"
-    return str(addr)
-
-
 class _Server:
     """Shared state of one `serve` call: the handler, the limits and the live connections."""
 
     def __init__(self, handler: Handler, limits: ServerLimits) -> None:
         self.handler = handler
         self.limits = limits
-        self.connections: set[_Connection] = set()
+        self.connections: set[Connection] = set()
         self.draining = False
         self.all_closed = trio.Event()
 
@@ -169,7 +85,7 @@ class _Server:
             self.all_closed.set()
 
     async def serve_connection(self, stream: trio.SocketStream) -> None:
-        conn = _Connection(self, stream)
+        conn = Connection(self, stream)
         self.connections.add(conn)
         try:
             await conn.run()
@@ -193,359 +109,10 @@ def _log_connection_error(client: str, exc: BaseException) -> None:
         return
     if not isinstance(exc, Exception):
         raise exc
-    if isinstance(exc, _DISCONNECT_ERRORS):
+    if isinstance(exc, DISCONNECT_ERRORS):
         log.debug("client %s went away: %r", client, exc)
     else:
         log.error("connection from %s failed", client, exc_info=exc)
-
-
-class _Worker:
-    """One of a connection's two tasks. At any time one of them reads the socket (the
-    reader) and the other serves a request or waits for its turn to read."""
-
-    __slots__ = ("scope", "turn")
-
-    def __init__(self) -> None:
-        self.scope = trio.CancelScope()  # cancelled on a receive timeout while it reads
-        self.turn = trio.Event()  # set when the reading passes to this worker
-
-
-class _Connection:
-    """One client connection: a request parser and two tasks that take turns, under one
-    nursery.
-
-    The reader owns `receive_some` and feeds the parser (llhttp runs right there, in C).
-    When a whole request is in and nothing is being served, the reader serves it itself and
-    hands the reading to the other task: the request goes to the handler in the same
-    scheduler pass its last byte arrived in (a reader that woke a separate request task
-    cost one more pass, on every request's latency). The new reader keeps watching the
-    socket while the handler runs: on EOF or reset it cancels the connection's nursery,
-    which stops the handler or stream at once (the proxy relies on this to cancel upstream
-    requests). Pipelined requests that arrive meanwhile are parsed and queued, and the
-    serving task answers them in order; the reader stops after `budget` bytes, so a client
-    cannot make us buffer without bound.
-
-    Receive timeouts (keep-alive while idle, request_timeout once a request started, none
-    while a request is served) are a timestamp here, checked by the server's sweeper
-    (`_Server.sweep`), which cancels the reader's long-lived scope: moving a trio deadline
-    costs a few microseconds, and a request used to move four.
-    """
-
-    __slots__ = (
-        "budget",
-        "client",
-        "eof",
-        "everything",
-        "failed",
-        "fd",
-        "fed",
-        "idle",
-        "limits",
-        "parser",
-        "progress",
-        "reader",
-        "reading",
-        "server",
-        "serving",
-        "since",
-        "stream",
-        "workers",
-    )
-
-    def __init__(self, server: _Server, stream: trio.SocketStream) -> None:
-        self.server = server
-        self.limits = limits = server.limits
-        self.stream = stream
-        self.client = _peer(stream)
-        # Direct writes need a POSIX fd (os.write on a Windows socket handle fails).
-        self.fd = stream.socket.fileno() if os.name == "posix" else -1
-        self.parser = RequestParser(
-            max_header_bytes=limits.max_header_bytes,
-            max_body_bytes=limits.max_body_bytes,
-            client=self.client,
-            read_size=RECEIVE_SIZE,
-        )
-        self.everything: trio.CancelScope | None = None  # the connection's nursery
-        self.workers = (_Worker(), _Worker())
-        self.reader = self.workers[0]  # the task reading now
-        self.serving = False  # a task is running the handler or sending a response
-        self.idle = False  # waiting for the first byte of a request: drain may close us
-        self.reading = False  # part of a request has arrived: a timeout now answers 408
-        self.since = 0.0  # when `idle` or `reading` began (trio time)
-        self.failed = False  # an error answer was sent: the connection is closing
-        self.eof = False  # the client closed (or reset) its side
-        self.budget = limits.max_header_bytes + 2 * RECEIVE_SIZE
-        self.fed = 0  # bytes read while a request is served
-        self.progress: trio.Event | None = None  # the reader waits for a response to end
-
-    def close_if_idle(self) -> None:
-        if self.idle and not self.serving:
-            self.reader.scope.cancel()
-
-    async def run(self) -> None:
-        async with trio.open_nursery() as nursery:
-            self.everything = nursery.cancel_scope
-            first, second = self.workers
-            nursery.start_soon(self._work, second)
-            await self._work(first)
-
-    async def _work(self, me: _Worker) -> None:
-        """One task's life: read while it is the reader; serve the request it read."""
-        with me.scope:
-            while True:
-                if self.reader is not me:
-                    await me.turn.wait()
-                parsed = await self._next_request(me)
-                if parsed is None or not await self._serve(me, parsed):
-                    break
-        if me.scope.cancelled_caught and self.reading and not self.failed:
-            await self._fail(408)
-        if self.everything is not None:
-            self.everything.cancel()
-
-    # -- reading -------------------------------------------------------------------------
-
-    async def _next_request(self, me: _Worker) -> ParsedRequest | None:
-        """Read until a whole request is in and nothing is being served; None when the
-        connection should close (any error answer has been sent)."""
-        parser = self.parser
-        while True:
-            if self.serving:
-                # Queue what comes; the serving task answers it in order. An error answer,
-                # a `100 Continue` or a full budget waits for the response in progress.
-                if parser.error is not None or parser.wants_continue or self.fed > self.budget:
-                    self.progress = progress = trio.Event()
-                    await progress.wait()
-                    continue
-            elif parser.ready:
-                return parser.ready.popleft()
-            elif parser.error is not None:
-                await self._fail(parser.error)
-                return None
-            elif not self._arm():
-                return None
-            elif parser.wants_continue:
-                parser.wants_continue = False
-                if not await self._send(CONTINUE):
-                    return None
-            try:
-                data = await self.stream.receive_some(RECEIVE_SIZE)
-            except _DISCONNECT_ERRORS:
-                data = b""
-            self.idle = False
-            if not data:
-                self.eof = True
-                if self.everything is not None:
-                    self.everything.cancel()  # the client left: stop handler / stream now
-                return None
-            if self.serving:
-                self.fed += len(data)
-            parser.feed(data)
-
-    def _arm(self) -> bool:
-        """Start the receive timeout for the state of the connection (nothing is being
-        served); False when a drain should close it now."""
-        if self.parser.in_message:
-            if not self.reading:  # the first bytes arrived, or came with the last request
-                self.reading = True
-                self.since = trio.current_time()
-        elif self.server.draining:
-            return False
-        elif not self.idle:
-            self.idle = True
-            self.since = trio.current_time()
-        return True
-
-    def expire(self, now: float) -> None:
-        """Called by the sweeper: cancel the reader if its receive timeout ran out."""
-        if self.serving:
-            return
-        if self.reading:
-            limit = self.limits.request_timeout
-        elif self.idle:
-            limit = self.limits.keepalive_timeout
-        else:
-            return
-        if now - self.since >= limit:
-            self.reader.scope.cancel()
-
-    # -- serving -------------------------------------------------------------------------
-
-    async def _serve(self, me: _Worker, parsed: ParsedRequest) -> bool:
-        """Serve `parsed`, then whatever was queued behind it, while the other task reads.
-        True when the connection may serve another request."""
-        self.reading = False  # the handler is never cut by receive timeouts
-        self.serving = True
-        self.fed = 0
-        me.turn = trio.Event()  # spent (also one given before this task first ran)
-        first, second = self.workers
-        self.reader = other = second if me is first else first
-        other.turn.set()
-        while True:
-            if not await self._respond(parsed):
-                return False
-            self.fed = 0
-            if self.parser.ready:
-                parsed = self.parser.ready.popleft()
-                continue
-            self.serving = False
-            if self.progress is not None:  # the reader waits to answer an error, ...
-                self.progress.set()
-                self.progress = None
-            elif not self._arm():
-                self.reader.scope.cancel()  # draining: the reader closes the connection
-            return True
-
-    # -- writing -------------------------------------------------------------------------
-
-    async def _send(self, data: bytes) -> bool:
-        """Send all of `data`; False when the client is gone.
-
-        Fast path (POSIX): write straight to the non-blocking socket after a cancellation
-        check; only when the kernel buffer is full does trio's `send_all` wait for room.
-        `send_all` also yields to the scheduler after every send, a full scheduler pass per
-        response and per stream chunk: we skip that yield (the serving task parks right
-        after a response; streams yield in `_send_stream`)."""
-        try:
-            if self.fd >= 0:
-                await trio.lowlevel.checkpoint_if_cancelled()
-                fd = self.stream.socket.fileno()  # afresh: -1 once closed, never a reused fd
-                if fd < 0:
-                    raise trio.ClosedResourceError("connection closed")
-                try:
-                    sent = os.write(fd, data)
-                except BlockingIOError:
-                    sent = 0
-                if sent == len(data):
-                    return True
-                data = data[sent:]
-            await self.stream.send_all(data)
-        except (*_DISCONNECT_ERRORS, OSError):
-            self.eof = True
-            return False
-        return True
-
-    async def _fail(self, status: int) -> None:
-        """Answer a protocol-level error, then close politely: stop writing and read (drop)
-        what the client still sends for a moment (see LINGER_SECONDS). Only the reader
-        calls this."""
-        self.failed = True
-        head, body = _ERRORS[status]
-        if not await self._send(head + body):
-            return
-        with trio.move_on_after(LINGER_SECONDS):
-            try:
-                await self.stream.send_eof()
-                discarded = 0
-                while discarded <= LINGER_BYTES:
-                    data = await self.stream.receive_some(RECEIVE_SIZE)
-                    if not data:
-                        return
-                    discarded += len(data)
-            except _DISCONNECT_ERRORS:
-                return
-
-    async def _respond(self, parsed: ParsedRequest) -> bool:
-        """Run the handler and send its response (the reader cancels both if the client
-        goes away). True when the connection may serve another request."""
-        if self.eof:
-            return False  # the client left before we even started
-        keep = await self._handle(parsed)
-        return keep and parsed.keep_alive and not self.eof and not self.server.draining
-
-    async def _handle(self, parsed: ParsedRequest) -> bool:
-        request = parsed.request
-        head_only = request.method == "HEAD"
-        try:
-            response = await self.server.handler(request)
-        except Exception:
-            log.exception(
-                "handler failed: %s %s from %s", request.method, request.path, request.client
-            )
-            await self._send_internal_error(head_only)
-            return False
-        try:
-            if response.stream is None:
-                return await self._send_body(parsed, response, head_only)
-            try:
-                return await self._send_stream(parsed, response, response.stream, head_only)
-            finally:
-                await _aclose_stream(response.stream)
-        finally:
-            if response.after is not None:
-                _call_after(response.after)
-
-    async def _send_internal_error(self, head_only: bool) -> bool:
-        head, body = _ERRORS[500]
-        return await self._send(head if head_only else head + body)
-
-    async def _send_body(self, parsed: ParsedRequest, response: Response, head_only: bool) -> bool:
-        body = response.body
-        try:
-            if not isinstance(body, bytes):
-                raise TypeError(f"response body must be bytes, not {type(body).__name__}")
-            head = response_head(
-                response.status,
-                response.headers,
-                body_length=len(body),
-                head_only=head_only,
-                http_10=parsed.http_10,
-                close=not parsed.keep_alive or self.server.draining,
-            )
-        except Exception:  # InvalidResponse, a str body, ...: nothing was sent yet
-            log.exception("handler returned an invalid response for %s", self.client)
-            await self._send_internal_error(head_only)
-            return False
-        data = head.data + body if body and head.framing == "length" else head.data
-        return await self._send(data) and not head.close
-
-    async def _send_stream(
-        self,
-        parsed: ParsedRequest,
-        response: Response,
-        stream: AsyncIterator[bytes],
-        head_only: bool,
-    ) -> bool:
-        try:
-            head = response_head(
-                response.status,
-                response.headers,
-                body_length=None,
-                head_only=head_only,
-                http_10=parsed.http_10,
-                close=not parsed.keep_alive or self.server.draining,
-            )
-        except Exception:  # InvalidResponse: nothing was sent yet
-            log.exception("handler returned an invalid response for %s", self.client)
-            await self._send_internal_error(head_only)
-            return False
-        framing = head.framing
-        chunked = framing == "chunked"
-        lead = response.body
-        if lead and framing != "none":
-            lead = chunk(lead) if chunked else lead
-            if not await self._send(head.data + lead):
-                return False
-        elif not await self._send(head.data):
-            return False
-        if framing == "none":
-            return not head.close
-        sent = 0
-        try:
-            async for piece in stream:
-                if piece and not await self._send(chunk(piece) if chunked else piece):
-                    return False
-                sent += 1
-                if not sent % YIELD_EVERY:
-                    await trio.lowlevel.checkpoint()  # fairness, should the stream never block
-        except Exception:
-            # Headers are out: all we can do is end without the last chunk, so the client
-            # sees a truncated body rather than a clean end.
-            log.exception("response stream failed for %s", self.client)
-            return False
-        if not chunked:
-            return False  # HTTP/1.0: the body ends when the connection closes
-        return await self._send(LAST_CHUNK) and not head.close
 
 
 async def serve(
