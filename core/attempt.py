@@ -202,6 +202,11 @@ class RelayStream:
         if chunks is not None:
             watchdog.watch(self)
 
+    @property
+    def closed(self) -> bool:
+        """Finished and accounted for (`on_done` ran): the server need not `aclose` it."""
+        return self.outcome is not None
+
     def take_first(self) -> bytes:
         """The held-back start of the stream, for the caller to send with the head; the
         iteration then begins after it."""

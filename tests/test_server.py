@@ -584,6 +584,41 @@ async def test_after_runs_when_the_client_leaves_before_taking_the_body(
         await called.wait()
 
 
+async def test_a_stream_that_reports_itself_closed_is_not_closed_again(
+    nursery: trio.Nursery,
+) -> None:
+    class Finished:
+        """Ends on its own and says so (as the proxy's relay does once accounted for)."""
+
+        closed = False
+        aclose_calls = 0
+
+        def __aiter__(self) -> Finished:
+            return self
+
+        async def __anext__(self) -> bytes:
+            if self.closed:
+                raise StopAsyncIteration
+            self.closed = True
+            return b"all"
+
+        async def aclose(self) -> None:
+            self.aclose_calls += 1
+
+    stream = Finished()
+
+    async def handler(request: Request) -> Response:
+        return Response(status=200, stream=stream)
+
+    info = await start(nursery, handler)
+    client = await RawClient.connect(info)
+    await client.send(get())
+    assert (await client.read_response())[2] == b"all"
+    await client.send(get())  # the connection went on: the first response was done with
+    await client.read_head()
+    assert stream.aclose_calls == 0
+
+
 async def test_stream_that_is_never_iterated_is_still_closed_for_head(
     nursery: trio.Nursery,
 ) -> None:
