@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -34,6 +33,7 @@ from core.http1 import (
     chunk,
     response_head,
 )
+from core.sockets import can_write_direct, send_all
 
 if TYPE_CHECKING:
     from core.server import ServerLimits
@@ -153,10 +153,10 @@ class Connection:
     __slots__ = (
         "budget",
         "client",
+        "direct",
         "eof",
         "everything",
         "failed",
-        "fd",
         "fed",
         "idle",
         "limits",
@@ -176,8 +176,7 @@ class Connection:
         self.limits = limits = server.limits
         self.stream = stream
         self.client = _peer(stream)
-        # Direct writes need a POSIX fd (os.write on a Windows socket handle fails).
-        self.fd = stream.socket.fileno() if os.name == "posix" else -1
+        self.direct = can_write_direct(stream)
         self.parser = RequestParser(
             max_header_bytes=limits.max_header_bytes,
             max_body_bytes=limits.max_body_bytes,
@@ -318,27 +317,10 @@ class Connection:
     # -- writing -------------------------------------------------------------------------
 
     async def _send(self, data: bytes) -> bool:
-        """Send all of `data`; False when the client is gone.
-
-        Fast path (POSIX): write straight to the non-blocking socket after a cancellation
-        check; only when the kernel buffer is full does trio's `send_all` wait for room.
-        `send_all` also yields to the scheduler after every send, a full scheduler pass per
-        response and per stream chunk: we skip that yield (the serving task parks right
-        after a response; streams yield in `_send_stream`)."""
+        """Send all of `data` (straight to the socket, see core.sockets); False when the
+        client is gone. Streams yield in `_send_stream`."""
         try:
-            if self.fd >= 0:
-                await trio.lowlevel.checkpoint_if_cancelled()
-                fd = self.stream.socket.fileno()  # afresh: -1 once closed, never a reused fd
-                if fd < 0:
-                    raise trio.ClosedResourceError("connection closed")
-                try:
-                    sent = os.write(fd, data)
-                except BlockingIOError:
-                    sent = 0
-                if sent == len(data):
-                    return True
-                data = data[sent:]
-            await self.stream.send_all(data)
+            await send_all(self.stream, data, direct=self.direct)
         except (*DISCONNECT_ERRORS, OSError):
             self.eof = True
             return False

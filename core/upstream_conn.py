@@ -22,7 +22,6 @@ Rules:
 
 from __future__ import annotations
 
-import os
 import re
 import select
 from dataclasses import dataclass
@@ -31,6 +30,8 @@ from typing import Final, Literal
 
 import httptools
 import trio
+
+from core.sockets import can_write_direct, send_all
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -122,7 +123,7 @@ class Connection:
     __slots__ = (
         "body",
         "complete",
-        "fd",
+        "direct",
         "framed",
         "head_done",
         "head_size",
@@ -142,8 +143,7 @@ class Connection:
     def __init__(self, stream: trio.abc.Stream, origin: Origin) -> None:
         self.stream = stream
         self.origin = origin
-        plain = isinstance(stream, trio.SocketStream) and os.name == "posix"
-        self.fd = 0 if plain else -1  # >= 0: write straight to the socket (see _send)
+        self.direct = can_write_direct(stream)  # write straight to the socket
         self.state = PoolState.ACTIVE
         self.idle_since = 0.0  # trio time it went back to the pool
         self.begin()
@@ -173,23 +173,7 @@ class Connection:
             await self._send(body)
 
     async def _send(self, data: bytes) -> None:
-        """Write straight to the non-blocking socket when it takes it all: trio's send_all
-        adds a scheduler pass after every send, on the request's latency path. TLS, other
-        platforms and a full kernel buffer go through send_all."""
-        if self.fd >= 0:
-            await trio.lowlevel.checkpoint_if_cancelled()
-            assert isinstance(self.stream, trio.SocketStream)
-            fd = self.stream.socket.fileno()  # afresh: -1 once closed, never a reused fd
-            if fd < 0:
-                raise trio.ClosedResourceError("connection closed")
-            try:
-                sent = os.write(fd, data)
-            except BlockingIOError:
-                sent = 0
-            if sent == len(data):
-                return
-            data = data[sent:]
-        await self.stream.send_all(data)
+        await send_all(self.stream, data, direct=self.direct)
 
     async def read_head(self) -> None:
         """Read until the final response's status and headers are parsed."""

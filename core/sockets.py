@@ -1,0 +1,38 @@
+"""Writing to a trio socket without trio's per-send scheduler pass.
+
+`trio.SocketStream.send_all` yields to the scheduler after every send: a full pass per
+response, per upstream request and per stream chunk, on the latency path. On POSIX a plain
+socket is written straight with `os.write` after a cancellation check; only a partial write
+(the kernel buffer is full) goes through `send_all`, which waits for room. TLS streams and
+other platforms always use `send_all`. Callers that stream many chunks yield on their own
+now and then (the server every few chunks) so other tasks still run.
+"""
+
+from __future__ import annotations
+
+import os
+
+import trio
+
+
+def can_write_direct(stream: trio.abc.Stream) -> bool:
+    """A plain socket on POSIX (os.write on a Windows socket handle fails)."""
+    return isinstance(stream, trio.SocketStream) and os.name == "posix"
+
+
+async def send_all(stream: trio.abc.Stream, data: bytes, *, direct: bool) -> None:
+    """Send all of `data`; `direct` only if `can_write_direct(stream)`."""
+    if direct:
+        assert isinstance(stream, trio.SocketStream)
+        await trio.lowlevel.checkpoint_if_cancelled()
+        fd = stream.socket.fileno()  # afresh: -1 once closed, never a reused fd
+        if fd < 0:
+            raise trio.ClosedResourceError("connection closed")
+        try:
+            sent = os.write(fd, data)
+        except BlockingIOError:
+            sent = 0
+        if sent == len(data):
+            return
+        data = data[sent:]
+    await stream.send_all(data)
