@@ -74,6 +74,10 @@ class Breaker:
             return BreakerState.HALF_OPEN
         return self._state
 
+    @property
+    def closed(self) -> bool:
+        return self._state is BreakerState.CLOSED
+
     def available(self, now: float) -> bool:
         """Would `acquire` admit a request now? Does not claim anything."""
         state = self.state(now)

@@ -178,7 +178,7 @@ class Proxy:
         while True:
             now = trio.current_time()
             settle.poll_breakers(runtime, candidates, now)
-            ready = [c for c in candidates if c.wait_time(now, estimate) == 0.0]
+            ready = [c for c in candidates if c.ready(now, estimate)]
             fresh = [c for c in ready if c.name not in tried]
             for state in runtime.order(fresh or ready):
                 if self._admit(state, now, estimate, ctx):

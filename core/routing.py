@@ -36,6 +36,10 @@ class CandidateView:
 class Policy(Protocol):
     def order(self, candidates: Sequence[CandidateView]) -> list[str]: ...
 
+    def picked_alone(self, name: str) -> None:
+        """`name` was the only candidate: leave the state `order` would have left (the
+        common case, and on the request's latency path: no views to build)."""
+
     def forget(self, names: set[str]) -> None: ...
 
 
@@ -62,6 +66,9 @@ class SmoothWeightedRoundRobin:
         rest.sort(key=lambda c: -self._current[c.name])  # stable: ties keep config order
         return [pick.name] + [c.name for c in rest]
 
+    def picked_alone(self, name: str) -> None:
+        pass  # it gains its weight and pays back the same total: no change
+
     def peek(self, candidates: Sequence[CandidateView]) -> list[str]:
         """The order the next `order` call would favour, without advancing the rotation."""
         ranked = sorted(candidates, key=lambda c: -(self._current.get(c.name, 0) + c.weight))
@@ -86,9 +93,12 @@ class LeastConnections:
         ranked = sorted(
             candidates, key=lambda c: (c.active, -c.weight, self._last_pick.get(c.name, -1))
         )
-        self._tick += 1
-        self._last_pick[ranked[0].name] = self._tick
+        self.picked_alone(ranked[0].name)
         return [c.name for c in ranked]
+
+    def picked_alone(self, name: str) -> None:
+        self._tick += 1
+        self._last_pick[name] = self._tick
 
     def forget(self, names: set[str]) -> None:
         for name in names:
@@ -112,6 +122,9 @@ class PriorityPolicy:
         for group in groups[1:]:
             names += self._wrr.peek(group)
         return names
+
+    def picked_alone(self, name: str) -> None:
+        self._wrr.picked_alone(name)
 
     def forget(self, names: set[str]) -> None:
         self._wrr.forget(names)

@@ -96,6 +96,24 @@ class UpstreamState:
             return None
         return wait
 
+    def ready(self, now: float, token_estimate: float = 0.0) -> bool:
+        """`wait_time(...) == 0.0`, answered without the arithmetic in the common case
+        (no buckets, breaker closed, nothing cooling down, below the concurrency cap): this
+        runs for every candidate of every request."""
+        cfg = self.config
+        limit = cfg.max_concurrent
+        if (
+            cfg.enabled
+            and self.requests_bucket is None
+            and self.tokens_bucket is None
+            and self.breaker.closed
+            and now >= self.cooldown.until
+            and (limit is None or self.active < limit)
+            and (not self.keys or now >= self.keys[0].cooldown.until)
+        ):
+            return True
+        return self.wait_time(now, token_estimate) == 0.0
+
     def rate_limited(self, now: float, token_estimate: float = 0.0) -> bool:
         """Held back by pacing (cooldown, buckets, concurrency) rather than ill health:
         the difference between answering 429 and 503 when nothing can take a request."""
@@ -224,6 +242,9 @@ class Runtime:
         return out
 
     def order(self, available: list[UpstreamState]) -> list[UpstreamState]:
+        if len(available) == 1:
+            self.policy.picked_alone(available[0].name)
+            return available
         views = [
             CandidateView(
                 name=s.name, weight=s.config.weight, priority=s.config.priority, active=s.active

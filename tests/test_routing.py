@@ -71,6 +71,20 @@ def test_smooth_wrr_state_survives_an_upstream_dropping_out() -> None:
     assert policy.order([]) == []
 
 
+@pytest.mark.parametrize("cls", [SmoothWeightedRoundRobin, LeastConnections, PriorityPolicy])
+def test_picked_alone_leaves_the_state_ordering_one_candidate_would(cls: type) -> None:
+    # Runtime.order skips building views when one upstream is available; the rotation
+    # afterwards must be the same as if that one had been ordered.
+    a, b, c = view("a"), view("b"), view("c")  # ties: the rotation alone decides
+    slow, fast = cls(), cls()
+    for policy in (slow, fast):
+        picks(policy, [a, b, c], 4)
+    for _ in range(3):
+        assert slow.order([b]) == ["b"]
+        fast.picked_alone("b")
+    assert picks(slow, [a, b, c], 12) == picks(fast, [a, b, c], 12)
+
+
 def test_least_connections_picks_the_least_loaded() -> None:
     policy = LeastConnections()
     cands = [view("a", active=4), view("b", active=1), view("c", active=2)]
