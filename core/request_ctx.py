@@ -6,6 +6,7 @@ place; nothing here holds a secret (keys never reach a Ctx).
 
 from __future__ import annotations
 
+import itertools
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,9 +14,14 @@ from typing import Any
 
 from core.dialects.base import DialectSpec, Inbound, Usage
 
+# Ids need to be unique, not secret: a random prefix per process and a counter (cheaper
+# than a urandom call per request, which showed on the request path).
+_ID_PREFIX = "req_" + secrets.token_hex(4)
+_ids = itertools.count(1)
+
 
 def new_request_id() -> str:
-    return "req_" + secrets.token_hex(8)
+    return f"{_ID_PREFIX}{next(_ids) & 0xFFFFFFFF:08x}"
 
 
 @dataclass(slots=True, kw_only=True)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import trio
 from trio.testing import MockClock
 
 from core.accesslog import AccessLog
+from core.request_ctx import new_request_id
 
 
 async def test_lines_reach_stdout_and_file_and_rotate(
@@ -43,3 +45,9 @@ async def test_shutdown_flushes_what_is_buffered(autojump_clock: MockClock) -> N
         log.record({"request_id": "last"})
         nursery.cancel_scope.cancel()
     assert json.loads(out.getvalue())["request_id"] == "last"
+
+
+def test_request_ids_are_unique_and_keep_their_shape() -> None:
+    ids = [new_request_id() for _ in range(1000)]
+    assert len(set(ids)) == 1000
+    assert all(re.fullmatch(r"req_[0-9a-f]{16}", i) for i in ids)
