@@ -54,7 +54,6 @@ CLOSE_HEADER = b"connection: close\r\n"
 # The same grammar h11 enforces (RFC 9110 token; field value without NUL, CR, LF or
 # surrounding whitespace), so a handler cannot inject headers or split the response.
 _TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+").fullmatch
-_FIELD_VALUE = re.compile(rb"(?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?").fullmatch
 _DIGITS = re.compile(rb"[0-9]{1,19}").fullmatch
 
 
@@ -295,8 +294,33 @@ def encode_headers(headers: Headers) -> bytes:
 def _check_header(name: bytes, value: bytes) -> None:
     if not (isinstance(name, bytes) and isinstance(value, bytes)):
         raise InvalidResponse(f"header name and value must be bytes: {name!r}")
-    if _TOKEN(name) is None or _FIELD_VALUE(value) is None:
+    if not (name in _GOOD_NAMES or _good_name(name)) or not good_field_value(value):
         raise InvalidResponse(f"invalid header {name!r}")
+
+
+# Header names already checked: the same dozen names come with every response.
+_GOOD_NAMES: set[bytes] = set()
+_GOOD_NAMES_MAX = 4096
+_VALUE_FORBIDDEN = b"\x00\n\r\x0b\x0c"  # NUL and the whitespace other than space and tab
+
+
+def _good_name(name: bytes) -> bool:
+    if _TOKEN(name) is None:
+        return False
+    if len(_GOOD_NAMES) < _GOOD_NAMES_MAX:
+        _GOOD_NAMES.add(name)
+    return True
+
+
+def good_field_value(value: bytes) -> bool:
+    """h11's field-value grammar, `(?:[^\\x00\\s]+(?:[ \\t]+[^\\x00\\s]+)*)?`, without a
+    regex (twice as fast; it runs per header per response): no NUL, CR, LF, VT or FF, and
+    no space or tab at either end."""
+    if not value:
+        return True
+    if value[0] in (32, 9) or value[-1] in (32, 9):
+        return False
+    return len(value.translate(None, _VALUE_FORBIDDEN)) == len(value)
 
 
 def chunk(data: bytes) -> bytes:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
@@ -15,9 +16,18 @@ import httpx
 import pytest
 import trio
 import trio.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.http import Request, Response
-from core.http1 import LAST_CHUNK, InvalidResponse, RequestParser, chunk, response_head
+from core.http1 import (
+    LAST_CHUNK,
+    InvalidResponse,
+    RequestParser,
+    chunk,
+    good_field_value,
+    response_head,
+)
 from core.server import SWEEP_MAX_TICK, ServerInfo, ServerLimits, serve
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -981,3 +991,13 @@ def test_response_head_frames_and_validates() -> None:
     with pytest.raises(InvalidResponse):
         response_head(101, [], body_length=0, head_only=False, http_10=False, close=False)
     assert chunk(b"hello") + LAST_CHUNK == b"5\r\nhello\r\n0\r\n\r\n"
+
+
+@settings(max_examples=500)
+@given(
+    st.binary(max_size=12)
+    | st.text(alphabet=" \t\x00\r\n\x0b\x0cab:,", max_size=12).map(str.encode)
+)
+def test_field_values_are_checked_as_h11_grammar_says(value: bytes) -> None:
+    h11_grammar = re.compile(rb"(?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?").fullmatch
+    assert good_field_value(value) == (h11_grammar(value) is not None)
