@@ -81,8 +81,9 @@ async def attempt(
             if not 200 <= resp.status < 300:
                 return await _error_status(resp, wall)
             if not out.stream or not _is_sse(resp.headers):
-                phase = "total"
-                scope.deadline = total_deadline
+                if not resp.complete:  # more body to come (a small one came with the head)
+                    phase = "total"
+                    scope.deadline = total_deadline
                 body = await resp.read()
                 return Answer(outcome=_ok(resp.status), status=resp.status,
                               headers=resp.headers, body=body)  # fmt: skip

@@ -33,11 +33,11 @@ CLIENT_CREDENTIALS = frozenset(
 )
 # Not hop-by-hop, but set by this side's HTTP layer or by the proxy itself.
 _REQUEST_DROP = HOP_BY_HOP | CLIENT_CREDENTIALS | {b"host", b"content-length", b"accept-encoding"}
-# alt-svc advertises the upstream's alternative protocols for *its* origin, not ours.
-_RESPONSE_DROP = HOP_BY_HOP | {b"content-length", b"alt-svc"}
-
 REQUEST_ID_HEADER = b"x-ccx-request-id"
 UPSTREAM_HEADER = b"x-ccx-upstream"
+# alt-svc advertises the upstream's alternative protocols for *its* origin, not ours; the
+# x-ccx headers are ours to set.
+_RESPONSE_DROP = HOP_BY_HOP | {b"content-length", b"alt-svc", REQUEST_ID_HEADER, UPSTREAM_HEADER}
 
 
 def _connection_tokens(headers: Headers) -> set[bytes]:
@@ -51,13 +51,12 @@ def _connection_tokens(headers: Headers) -> set[bytes]:
 
 def _filtered(headers: Headers, drop: frozenset[bytes]) -> Headers:
     extra_drop = _connection_tokens(headers)
-    return [
-        (name, value)
-        for name, value in headers
-        if name.lower() not in drop
-        and name.lower() not in extra_drop
-        and not name.lower().startswith(b"proxy-")
-    ]
+    kept: Headers = []
+    for name, value in headers:
+        low = name.lower()
+        if low not in drop and low not in extra_drop and not low.startswith(b"proxy-"):
+            kept.append((name, value))
+    return kept
 
 
 def _override(headers: Headers, extra: Headers) -> Headers:
@@ -82,8 +81,9 @@ def client_response_headers(
     """What goes to the client: the upstream's headers minus hop-by-hop and framing,
     plus x-ccx-request-id and x-ccx-upstream (the upstream's config name)."""
     kept = _filtered(upstream_headers, _RESPONSE_DROP)
-    ours = [(REQUEST_ID_HEADER, request_id.encode()), (UPSTREAM_HEADER, upstream.encode())]
-    return _override(kept, ours)
+    kept.append((REQUEST_ID_HEADER, request_id.encode()))
+    kept.append((UPSTREAM_HEADER, upstream.encode()))
+    return kept
 
 
 def with_defaults(headers: Headers, defaults: Headers) -> Headers:

@@ -314,6 +314,11 @@ class UpstreamResponse:
         return b"".join(chunks)
 
     @property
+    def complete(self) -> bool:
+        """The whole body has arrived (`read` will not wait)."""
+        return self._conn is not None and self._conn.complete
+
+    @property
     def is_open(self) -> bool:
         """Still holding its connection (the body was not read to the end)."""
         return self._conn is not None
