@@ -48,6 +48,7 @@ class PassthroughPipe:
         self._spec = spec
         self._parser: SSEParser | None = SSEParser()
         self._scanner = spec.stream_scanner()
+        self._by_name = spec.classifies_by_name
         # Chunks the scanner has not seen yet: the preflight's, scanned once the stream is
         # committed and its start went out (the scan is not on the first event's latency).
         self._unscanned: list[bytes] | None = []
@@ -80,11 +81,36 @@ class PassthroughPipe:
         start, size = 0, len(chunk)
         while start < size and parser is not None:
             cut = _next_event_end(chunk, start)
-            for event in parser.feed(chunk[start:cut]):
-                if self._classify(event):
+            kind = self._kind_by_name(chunk, start, cut)
+            if kind is not None:
+                if self._note(kind):
                     self._parser = parser = None
-                    break
+            else:
+                for event in parser.feed(chunk[start:cut]):
+                    if self._classify(event):
+                        self._parser = parser = None
+                        break
             start = cut
+
+    def _kind_by_name(self, chunk: bytes, start: int, cut: int) -> EventKind | None:
+        """A whole event that opens with its `event:` line, classified by the name alone
+        when the dialect allows (not errors: their reason is in the data); else None."""
+        if not self._by_name or not chunk.startswith(b"event:", start):
+            return None
+        whole = chunk.endswith(b"\n\n", start, cut) or chunk.endswith(b"\r\n\r\n", start, cut)
+        if not whole or not self._parser_between_events():
+            return None  # the event goes on in the next chunk: the parser keeps it
+        if chunk.find(b"\ndata", start, cut) < 0:
+            return None  # no data line: the parser would not dispatch it at all
+        line_end = chunk.find(b"\n", start)
+        name = chunk[start + 6 : line_end].removeprefix(b" ").removesuffix(b"\r")
+        if not name.isascii():
+            return None
+        kind = self._spec.classify_event(SSEEvent(data="", event=name.decode("ascii")))
+        return None if kind is EventKind.ERROR else kind
+
+    def _parser_between_events(self) -> bool:
+        return self._parser is not None and self._parser.between_events
 
     def _classify(self, event: SSEEvent) -> bool:
         """Note what the event means for the preflight; True once the verdict is in."""
@@ -92,6 +118,9 @@ class PassthroughPipe:
         if kind is EventKind.ERROR:
             self.error_reason = self._spec.error_reason(event)
             return True
+        return self._note(kind)
+
+    def _note(self, kind: EventKind) -> bool:
         if kind is EventKind.END:
             self.completed = True
         if kind is EventKind.CONTENT or kind is EventKind.END:

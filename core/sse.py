@@ -34,6 +34,16 @@ class SSEParser:
         self._id: str | None = None
         self._retry: int | None = None
 
+    @property
+    def between_events(self) -> bool:
+        """Nothing of an unfinished event is held: the next byte starts a new line."""
+        return (
+            not self._pending
+            and not self._cr_at_end
+            and not self._data
+            and (self._event is None and self._id is None and self._retry is None)
+        )
+
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         text = self._decoder.decode(chunk)
         if not text:

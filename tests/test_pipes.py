@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.dialects import Dialect
 from core.dialects.registry import SPECS
@@ -56,3 +59,32 @@ def test_truncated_stream_closes_with_the_dialects_error_event() -> None:
     pipe.feed((STREAMS / "anthropic_truncated.sse").read_bytes())
     assert pipe.content_started
     assert pipe.close().startswith(b"event: error\n") and not pipe.completed
+
+
+NAMED = [
+    (name, dialect)
+    for name in sorted(p.name for p in STREAMS.glob("*.sse"))
+    for dialect in (Dialect.ANTHROPIC, Dialect.OPENAI_RESPONSES)
+    if name.startswith(dialect.value.replace("-", "_"))
+]
+
+
+def _verdict(pipe: PassthroughPipe) -> tuple[bool, bool, str | None, bool]:
+    return pipe.content_started, pipe.completed, pipe.error_reason, pipe.close() == b""
+
+
+@settings(max_examples=40, deadline=None)
+@given(cuts=st.lists(st.integers(0, 4000), max_size=6), case=st.sampled_from(NAMED))
+def test_classifying_by_event_name_gives_the_parsers_verdict(
+    cuts: list[int], case: tuple[str, Dialect]
+) -> None:
+    # The preflight skips parsing whole events that open with `event:` for dialects that
+    # classify by name; whatever the read boundaries, the verdict is the full parse's.
+    name, dialect = case
+    data = (STREAMS / name).read_bytes()
+    bounds = sorted({0, len(data), *(c % (len(data) + 1) for c in cuts)})
+    chunks = [data[a:b] for a, b in itertools.pairwise(bounds)]
+    fast, full = PassthroughPipe(SPECS[dialect]), PassthroughPipe(SPECS[dialect])
+    full._by_name = False
+    assert b"".join(map(fast.feed, chunks)) == b"".join(map(full.feed, chunks)) == data
+    assert _verdict(fast) == _verdict(full)

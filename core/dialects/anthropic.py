@@ -105,6 +105,7 @@ def _stream_usage(head: bytes, tail: bytes) -> Usage:
 class AnthropicSpec:
     __slots__ = ()
     dialect = Dialect.ANTHROPIC
+    classifies_by_name = True
 
     def parse_request(
         self, operation: Operation, path_model: str | None, query: str, body: bytes

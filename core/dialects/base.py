@@ -90,6 +90,9 @@ class StreamScanner(Protocol):
 
 class DialectSpec(Protocol):
     dialect: Dialect
+    # classify_event needs only the `event:` name (the data matters for errors alone): a
+    # stream preflight may then skip parsing the data of the events before content.
+    classifies_by_name: bool
 
     def parse_request(
         self, operation: Operation, path_model: str | None, query: str, body: bytes

@@ -139,6 +139,7 @@ def _has_content(obj: dict[str, Any]) -> bool:
 class GeminiSpec:
     __slots__ = ()
     dialect = Dialect.GEMINI
+    classifies_by_name = False
 
     def parse_request(
         self, operation: Operation, path_model: str | None, query: str, body: bytes

@@ -123,6 +123,7 @@ def _delta_has_content(delta: Any) -> bool:
 class OpenAIChatSpec:
     __slots__ = ()
     dialect = Dialect.OPENAI_CHAT
+    classifies_by_name = False
 
     def parse_request(
         self, operation: Operation, path_model: str | None, query: str, body: bytes

@@ -78,6 +78,7 @@ def _stream_usage(head: bytes, tail: bytes) -> Usage:
 class OpenAIResponsesSpec:
     __slots__ = ()
     dialect = Dialect.OPENAI_RESPONSES
+    classifies_by_name = True
 
     def parse_request(
         self, operation: Operation, path_model: str | None, query: str, body: bytes
