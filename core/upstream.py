@@ -32,7 +32,7 @@ from __future__ import annotations
 import re
 import ssl
 import string
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import SplitResult, quote, urlsplit
@@ -132,8 +132,13 @@ class UpstreamClient:
         body: bytes,
         *,
         connect_timeout: float,
+        on_exchange: Callable[[Callable[[], None]], None] | None = None,
     ) -> UpstreamResponse:
-        """Send one request; return once the response status and headers arrived."""
+        """Send one request; return once the response status and headers arrived.
+
+        `on_exchange(abort)` is told, for each connection the request goes out on, how to
+        abort it from another task (a deadline keeper): the pending read then fails with
+        an UpstreamError, and the request is not retried."""
         target = self._target(url)
         length = len(body) if body or method in _BODY_METHODS else None
         head = encode_head(method.encode("ascii"), target.path, target.host_header, headers, length)
@@ -142,11 +147,15 @@ class UpstreamClient:
             raise UpstreamProtocolError(f"{target.origin}: invalid request headers")
         conn = self._checkout(target.origin)
         if conn is not None:
+            if on_exchange is not None:
+                on_exchange(conn.abort_now)
             try:
                 return await self._exchange(conn, head, body, reused=True)
             except _StaleConnection:
                 pass  # already closed; one retry on a fresh connection below
         conn = await self._connect(target.origin, connect_timeout)
+        if on_exchange is not None:
+            on_exchange(conn.abort_now)
         return await self._exchange(conn, head, body, reused=False)
 
     async def aclose(self) -> None:
@@ -259,7 +268,7 @@ class UpstreamClient:
             await conn.read_head()
         except EXCHANGE_ERRORS as exc:
             self._discard(conn)
-            if reused and not conn.received:
+            if reused and not conn.received and not conn.aborted:
                 raise _StaleConnection from exc
             raise to_upstream_error(exc, conn.origin, phase="exchange") from exc
         except BaseException:

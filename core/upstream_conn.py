@@ -121,6 +121,7 @@ class Connection:
     """One HTTP/1.1 connection: a trio stream plus the parser state of the current cycle."""
 
     __slots__ = (
+        "aborted",
         "body",
         "complete",
         "direct",
@@ -146,6 +147,7 @@ class Connection:
         self.direct = can_write_direct(stream)  # write straight to the socket
         self.state = PoolState.ACTIVE
         self.idle_since = 0.0  # trio time it went back to the pool
+        self.aborted = False  # closed from outside mid-exchange (a deadline): never retried
         self.begin()
 
     def begin(self) -> None:
@@ -230,6 +232,14 @@ class Connection:
             poller.register(fd, select.POLLIN)
             return bool(poller.poll(0))
         return bool(select.select([fd], [], [], 0)[0])
+
+    def abort_now(self) -> None:
+        """Close the socket under an exchange in flight (from another task): its pending
+        read or write fails, and the exchange's own error path does the pool accounting."""
+        self.aborted = True
+        transport = self._transport()
+        if transport is not None:
+            transport.socket.close()
 
     def close_now(self) -> None:
         """Close the socket synchronously, so pool state never waits on an await."""

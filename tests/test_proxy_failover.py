@@ -122,6 +122,32 @@ async def test_first_byte_timeout_fails_over_and_cancels_the_slow_upstream(
         assert engine.access_log.recent[-1]["attempts"][0]["outcome"] == "timeout:first_byte"
 
 
+async def test_a_json_body_that_stalls_hits_the_total_timeout_and_fails_over(
+    nursery: trio.Nursery,
+) -> None:
+    # Headers came in time, the body never ends: the first-byte deadline no longer applies,
+    # the total does (both kept by the watchdog, which aborts the connection).
+    cancelled = trio.Event()
+    stalled = Reply(
+        headers=[(b"content-type", b"application/json")],
+        chunks=[b'{"id":"msg_1","content":[', trio.Event()],
+        on_cancel=cancelled,
+    )
+    a = await start_fake(nursery, FakeUpstream(stalled))
+    b = await start_fake(nursery, FakeUpstream(OK))
+    extra = "    timeouts: {first_byte: 0.2, total: 0.6}\n"
+    cfg = make_config(two_upstreams(a.url, b.url, extra_a=extra))
+    async with running_proxy(cfg) as (engine, client):
+        started = trio.current_time()
+        resp = await client.post("/v1/messages", json=MSG)
+        assert resp.headers["x-ccx-upstream"] == "second"
+        assert trio.current_time() - started >= 0.6  # not cut at the first-byte deadline
+        with trio.fail_after(5):
+            await cancelled.wait()
+        engine.access_log.flush()
+        assert engine.access_log.recent[-1]["attempts"][0]["outcome"] == "timeout:total"
+
+
 async def test_fallback_off_returns_the_first_failure(nursery: trio.Nursery) -> None:
     a = await start_fake(nursery, FakeUpstream(json_reply({"error": "busy"}, status=503)))
     b = await start_fake(nursery, FakeUpstream(OK))

@@ -313,6 +313,42 @@ async def test_cancel_while_waiting_for_headers_closes_and_next_request_uses_new
     assert client.stats() == {"idle": 1, "active": 0, "opened": 2}
 
 
+async def test_aborting_a_reused_connection_fails_the_request_without_a_retry(
+    nursery: trio.Nursery,
+) -> None:
+    # A deadline keeper aborts the exchange from another task (core.watchdog): on a pooled
+    # connection that must not look like a stale one, which would be sent again.
+    second_request = trio.Event()
+
+    async def answer_once_then_hang(conn: ServerConn) -> None:
+        await conn.request() or pytest.fail("no request")
+        await conn.respond(b"first")
+        await conn.request()
+        second_request.set()
+        await conn.wait_eof()
+
+    server = await start_server(nursery, answer_once_then_hang)
+    client = UpstreamClient()
+    first = await client.send("POST", server.url(), [], b"a", connect_timeout=1)
+    await first.read()
+    aborts: list[Callable[[], None]] = []
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as inner:
+
+            async def abort_when_sent() -> None:
+                await second_request.wait()
+                aborts[-1]()
+
+            inner.start_soon(abort_when_sent)
+            with pytest.raises(UpstreamProtocolError):
+                await client.send(
+                    "POST", server.url(), [], b"b", connect_timeout=1, on_exchange=aborts.append
+                )
+    assert len(aborts) == 1  # one connection: the pooled one, never a retry
+    assert client.stats() == {"idle": 0, "active": 0, "opened": 1}
+    assert server.accepted == 1
+
+
 async def test_breaking_off_iteration_closes_the_connection(nursery: trio.Nursery) -> None:
     async def long_body(conn: ServerConn) -> None:
         await conn.request()
