@@ -75,6 +75,13 @@ async def attempt(
     deadline = _Deadline(now, t.first_byte, total_deadline)
     watchdog.watch(deadline)
     resp: UpstreamResponse | None = None
+    pipe: StreamPipe | None = None
+
+    def prepare() -> None:  # while the upstream works on the request, off the latency path
+        nonlocal pipe
+        if out.stream and pipe is None:
+            pipe = make_pipe()
+
     try:
         resp = await client.send(
             "POST",
@@ -83,6 +90,7 @@ async def attempt(
             out.body,
             connect_timeout=t.connect,
             on_exchange=deadline.attach,
+            on_sent=prepare,
         )
         deadline.attach(resp.abort)
         if not 200 <= resp.status < 300:
@@ -92,7 +100,7 @@ async def attempt(
             body = await resp.read()
             return Answer(outcome=_ok(resp.status), status=resp.status,
                           headers=resp.headers, body=body)  # fmt: skip
-        result = await _preflight(resp, make_pipe(), t.idle, total_deadline, watchdog)
+        result = await _preflight(resp, pipe or make_pipe(), t.idle, total_deadline, watchdog)
         if isinstance(result, Answer):
             resp = None  # the relay owns it now
         return result

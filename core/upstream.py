@@ -133,12 +133,15 @@ class UpstreamClient:
         *,
         connect_timeout: float,
         on_exchange: Callable[[Callable[[], None]], None] | None = None,
+        on_sent: Callable[[], None] | None = None,
     ) -> UpstreamResponse:
         """Send one request; return once the response status and headers arrived.
 
         `on_exchange(abort)` is told, for each connection the request goes out on, how to
         abort it from another task (a deadline keeper): the pending read then fails with
-        an UpstreamError, and the request is not retried."""
+        an UpstreamError, and the request is not retried. `on_sent()` runs once the request
+        went out, before waiting for the answer: work the caller can do while the upstream
+        works (it may run twice if a stale pooled connection makes us send again)."""
         target = self._target(url)
         length = len(body) if body or method in _BODY_METHODS else None
         head = encode_head(method.encode("ascii"), target.path, target.host_header, headers, length)
@@ -150,13 +153,13 @@ class UpstreamClient:
             if on_exchange is not None:
                 on_exchange(conn.abort_now)
             try:
-                return await self._exchange(conn, head, body, reused=True)
+                return await self._exchange(conn, head, body, on_sent, reused=True)
             except _StaleConnection:
                 pass  # already closed; one retry on a fresh connection below
         conn = await self._connect(target.origin, connect_timeout)
         if on_exchange is not None:
             on_exchange(conn.abort_now)
-        return await self._exchange(conn, head, body, reused=False)
+        return await self._exchange(conn, head, body, on_sent, reused=False)
 
     async def aclose(self) -> None:
         """Close idle connections. Connections owned by open responses close with them."""
@@ -260,11 +263,19 @@ class UpstreamClient:
     # -- one exchange ------------------------------------------------------------------------
 
     async def _exchange(
-        self, conn: Connection, head: bytes, body: bytes, *, reused: bool
+        self,
+        conn: Connection,
+        head: bytes,
+        body: bytes,
+        on_sent: Callable[[], None] | None,
+        *,
+        reused: bool,
     ) -> UpstreamResponse:
         try:
             conn.begin()
             await conn.send_request(head, body)
+            if on_sent is not None:
+                on_sent()
             await conn.read_head()
         except EXCHANGE_ERRORS as exc:
             self._discard(conn)

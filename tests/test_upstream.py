@@ -349,6 +349,25 @@ async def test_aborting_a_reused_connection_fails_the_request_without_a_retry(
     assert server.accepted == 1
 
 
+async def test_on_sent_runs_after_the_request_went_out_and_before_the_answer(
+    nursery: trio.Nursery,
+) -> None:
+    sent = trio.Event()
+
+    async def answer_after_on_sent(conn: ServerConn) -> None:
+        while (got := await conn.request()) is not None:
+            await sent.wait()  # the server answers only once the client said it had sent
+            await conn.respond(b"echo " + got[1])
+
+    server = await start_server(nursery, answer_after_on_sent)
+    client = UpstreamClient()
+    with trio.fail_after(TIMEOUT):
+        response = await client.send(
+            "POST", server.url(), [], b"x", connect_timeout=1, on_sent=sent.set
+        )
+    assert await response.read() == b"echo x"
+
+
 async def test_breaking_off_iteration_closes_the_connection(nursery: trio.Nursery) -> None:
     async def long_body(conn: ServerConn) -> None:
         await conn.request()
