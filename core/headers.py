@@ -61,6 +61,8 @@ def _filtered(headers: Headers, drop: frozenset[bytes]) -> Headers:
 
 def _override(headers: Headers, extra: Headers) -> Headers:
     """`headers` with every name in `extra` replaced by extra's values (appended last)."""
+    if not extra:
+        return headers  # the common case: no configured headers, nothing to replace
     names = {name.lower() for name, _ in extra}
     return [h for h in headers if h[0].lower() not in names] + list(extra)
 
