@@ -64,6 +64,8 @@ Phase = Literal["connect", "exchange"]
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _BODY_METHODS = frozenset(("POST", "PUT", "PATCH"))
 _TARGETS_MAX = 1024
+# A pooled connection idle for less than this is reused without checking it is alive.
+TRUST_IDLE_FOR = 1.0
 # Quoted spans in library messages may echo header values; never let them into our errors.
 _QUOTED = re.compile(r"""[bB]?(['"]).*?\1""")
 # ... and while connecting: also our deadline and the codec errors of a bad host name.
@@ -199,9 +201,16 @@ class UpstreamClient:
 
     def _checkout(self, origin: Origin) -> Connection | None:
         idle = self._idle.get(origin)
+        if not idle:
+            return None
+        checked_before = trio.current_time() - TRUST_IDLE_FOR
         while idle:
             conn = idle.pop()  # LIFO: the warmest connection first
-            if conn.dead_while_idle():
+            # One back in the pool a moment ago is taken on trust (the poll is a syscall on
+            # every request's path). Had the server closed it since, our read sees EOF
+            # before any byte, and the request goes again on a fresh connection: the server
+            # never saw it (see _StaleConnection).
+            if conn.idle_since < checked_before and conn.dead_while_idle():
                 conn.close_now()
                 continue
             conn.state = PoolState.ACTIVE

@@ -24,7 +24,7 @@ import trio
 from trio.testing import MockClock
 
 from core.errors import UpstreamConnectError, UpstreamProtocolError, UpstreamTimeout
-from core.upstream import Origin, UpstreamClient, to_upstream_error
+from core.upstream import TRUST_IDLE_FOR, Origin, UpstreamClient, to_upstream_error
 
 TIMEOUT = 5  # a deadline that turns a deadlock into a failure, never a synchronisation
 
@@ -603,7 +603,9 @@ async def test_reused_connection_dropped_by_server_is_retried_once(nursery: trio
     assert client.stats() == {"idle": 1, "active": 0, "opened": 3}
 
 
-async def test_idle_connection_closed_by_server_is_not_reused(nursery: trio.Nursery) -> None:
+async def test_idle_connection_closed_by_server_is_not_reused(
+    nursery: trio.Nursery, mock_clock: MockClock
+) -> None:
     closed = trio.Event()
 
     async def close_after_one(conn: ServerConn) -> None:
@@ -617,9 +619,42 @@ async def test_idle_connection_closed_by_server_is_not_reused(nursery: trio.Nurs
     first = await client.send("POST", server.url(), [], b"a", connect_timeout=1)
     assert await first.read() == b"served a"
     await closed.wait()
-    second = await client.send("POST", server.url(), [], b"b", connect_timeout=1)
+    mock_clock.jump(TRUST_IDLE_FOR + 1)  # idle long enough to be checked before reuse
+    sent_on: list[object] = []
+    second = await client.send(
+        "POST", server.url(), [], b"b", connect_timeout=1, on_exchange=sent_on.append
+    )
     assert await second.read() == b"served b"
+    assert len(sent_on) == 1  # straight to a fresh connection: the dead one was not tried
     assert client.stats()["opened"] == 2
+    assert server.accepted == 2
+
+
+async def test_a_connection_closed_just_after_its_answer_is_retried_on_a_fresh_one(
+    nursery: trio.Nursery,
+) -> None:
+    # Back in the pool a moment ago: taken on trust, found closed by the EOF before any
+    # byte of an answer, and the request goes again (the server never saw it).
+    closed = trio.Event()
+
+    async def close_after_one(conn: ServerConn) -> None:
+        _, body = await conn.request() or pytest.fail("no request")
+        await conn.respond(b"served " + body)
+        await conn.stream.aclose()
+        closed.set()
+
+    server = await start_server(nursery, close_after_one)
+    client = UpstreamClient()
+    first = await client.send("POST", server.url(), [], b"a", connect_timeout=1)
+    assert await first.read() == b"served a"
+    await closed.wait()
+    sent_on: list[object] = []
+    second = await client.send(
+        "POST", server.url(), [], b"b", connect_timeout=1, on_exchange=sent_on.append
+    )
+    assert await second.read() == b"served b"
+    assert len(sent_on) == 2  # the pooled connection, then a fresh one
+    assert client.stats() == {"idle": 1, "active": 0, "opened": 2}
     assert server.accepted == 2
 
 
