@@ -132,6 +132,7 @@ class Connection:
         "idle_since",
         "interim",
         "keep_alive",
+        "on_body",
         "origin",
         "parser",
         "received",
@@ -152,6 +153,11 @@ class Connection:
 
     def begin(self) -> None:
         """Reset for a new request cycle."""
+        self.body: list[bytes] = []
+        # httptools looks its callbacks up once, when the parser is made: the body callback
+        # is the list's own append, no Python frame per HTTP chunk (a stream sends one
+        # chunk per event, and an upstream answering at once sends them all in one read).
+        self.on_body = self.body.append
         self.parser = httptools.HttpResponseParser(self)
         self.received = False  # any response byte arrived in this cycle
         self.head_size = 0
@@ -160,7 +166,6 @@ class Connection:
         self.framed = False  # Content-Length or chunked: the body does not end at EOF
         self.interim = False
         self.head_done = False
-        self.body: list[bytes] = []
         self.complete = False
         self.keep_alive = False
         self.trailing = False  # bytes after the end of the message
@@ -213,8 +218,9 @@ class Connection:
         parts = self.body
         if not parts:
             return b""
-        self.body = []
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+        data = parts[0] if len(parts) == 1 else b"".join(parts)
+        parts.clear()  # the same list: the parser appends to it
+        return data
 
     def reusable(self) -> bool:
         return self.complete and self.keep_alive and not self.trailing
@@ -275,9 +281,6 @@ class Connection:
             return
         self.status = status
         self.head_done = True
-
-    def on_body(self, data: bytes) -> None:
-        self.body.append(data)
 
     def on_message_complete(self) -> None:
         if self.interim:
