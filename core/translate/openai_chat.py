@@ -18,6 +18,7 @@ Rules:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from core.errors import BadRequest
@@ -200,19 +201,10 @@ def write_request(req: c.Request, *, model: str) -> dict[str, Any]:
         body["messages"].append({"role": "system", "content": "\n\n".join(t.text for t in system)})
     for msg in req.messages:
         body["messages"].extend(_write_message(msg, to_client=False))
-    if req.tools:
-        body["tools"] = [_write_tool(t) for t in req.tools]
-        if req.tool_choice:
-            body["tool_choice"] = _write_tool_choice(req.tool_choice, req.tools)
-            if req.tool_choice.parallel is not None and req.tool_choice.mode != "none":
-                body["parallel_tool_calls"] = req.tool_choice.parallel
-    elif req.tool_choice and req.tool_choice.mode == "none":
-        body["tool_choice"] = "none"
+    write_tools(body, req, _write_tool, _write_tool_choice)
     if req.max_tokens is not None:
         body["max_completion_tokens"] = req.max_tokens
-    for key, value in (("temperature", req.temperature), ("top_p", req.top_p)):
-        if value is not None:
-            body[key] = value
+    write_sampling(body, req)
     if req.stop:
         body["stop"] = list(req.stop)
     effort = write_effort(req.reasoning)
@@ -300,6 +292,30 @@ def _write_call(call: c.ToolCall, *, to_client: bool) -> dict[str, Any]:
         "type": "function",
         "function": {"name": call.name, "arguments": call.arguments},
     }
+
+
+def write_tools(
+    body: dict[str, Any],
+    req: c.Request,
+    write_tool: Callable[[c.Tool], dict[str, Any]],
+    write_tool_choice: Callable[[c.ToolChoice, tuple[c.Tool, ...]], Any],
+) -> None:
+    """`tools`, `tool_choice` and `parallel_tool_calls`, as Chat and Responses both take
+    them (each with its own tool and tool_choice forms)."""
+    if req.tools:
+        body["tools"] = [write_tool(t) for t in req.tools]
+        if req.tool_choice:
+            body["tool_choice"] = write_tool_choice(req.tool_choice, req.tools)
+            if req.tool_choice.parallel is not None and req.tool_choice.mode != "none":
+                body["parallel_tool_calls"] = req.tool_choice.parallel
+    elif req.tool_choice and req.tool_choice.mode == "none":
+        body["tool_choice"] = "none"
+
+
+def write_sampling(body: dict[str, Any], req: c.Request) -> None:
+    for key, value in (("temperature", req.temperature), ("top_p", req.top_p)):
+        if value is not None:
+            body[key] = value
 
 
 def _write_tool(tool: c.Tool) -> dict[str, Any]:

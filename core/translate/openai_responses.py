@@ -24,7 +24,13 @@ from typing import Any
 from core.errors import BadRequest
 from core.translate import canonical as c
 from core.translate import common as k
-from core.translate.openai_chat import read_effort, read_tool_choice, write_effort
+from core.translate.openai_chat import (
+    read_effort,
+    read_tool_choice,
+    write_effort,
+    write_sampling,
+    write_tools,
+)
 
 FAMILY: k.Family = "openai"
 STATEFUL = ("previous_response_id", "conversation", "prompt")
@@ -185,19 +191,10 @@ def write_request(req: c.Request, *, model: str) -> dict[str, Any]:
         p.id: p.kind for m in req.messages for p in m.parts if isinstance(p, c.ToolCall)
     }
     body["input"] = [item for m in req.messages for item in _write_items(m, kinds)]
-    if req.tools:
-        body["tools"] = [_write_tool(t) for t in req.tools]
-        if req.tool_choice:
-            body["tool_choice"] = _write_tool_choice(req.tool_choice, req.tools)
-            if req.tool_choice.parallel is not None and req.tool_choice.mode != "none":
-                body["parallel_tool_calls"] = req.tool_choice.parallel
-    elif req.tool_choice and req.tool_choice.mode == "none":
-        body["tool_choice"] = "none"
+    write_tools(body, req, _write_tool, _write_tool_choice)
     if req.max_tokens is not None:
         body["max_output_tokens"] = req.max_tokens
-    for key, value in (("temperature", req.temperature), ("top_p", req.top_p)):
-        if value is not None:
-            body[key] = value
+    write_sampling(body, req)
     effort = write_effort(req.reasoning)
     if effort or (req.reasoning and req.reasoning.include_thoughts):
         body["reasoning"] = {"effort": effort or "medium"}
