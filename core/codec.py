@@ -7,10 +7,10 @@ the attempt loop does not care which of the two it is.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import parse_qsl
 
+from core import fastjson
 from core.config import UpstreamConfig
 from core.dialects import Dialect
 from core.dialects.base import DialectSpec, Inbound, Operation, Usage, dumps
@@ -210,7 +210,7 @@ class TranslatingPlan(Plan):
         if not 200 <= status < 300:
             return self.error_body(status, body)
         try:
-            data = json.loads(body)
+            data = fastjson.loads(body)
         except ValueError:
             return self.error_body(502, body)
         if self.inbound.operation is Operation.COUNT_TOKENS:

@@ -12,7 +12,6 @@ Rules:
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import re
@@ -21,6 +20,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
 
+from core import fastjson
 from core.errors import UpstreamConnectError, UpstreamProtocolError, UpstreamTimeout
 
 MAX_RETRY_AFTER = 3600.0  # an hour: longer hints are most likely wrong, and we re-check anyway
@@ -74,7 +74,7 @@ def _is_overloaded(body: bytes) -> bool:
     if not body or len(body) > _MAX_ERROR_BODY or _OVERLOADED not in body:
         return False  # the substring test spares a JSON parse of every ordinary body
     try:
-        doc = json.loads(body)
+        doc = fastjson.loads(body)
     except ValueError:  # includes UnicodeDecodeError
         return False
     error = doc.get("error") if isinstance(doc, dict) else None

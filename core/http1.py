@@ -141,7 +141,7 @@ class RequestParser:
         self._fed = 0
         self._request: Request | None = None
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | bytearray) -> None:
         if self._done or self.error is not None:
             return
         try:

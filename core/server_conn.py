@@ -33,7 +33,7 @@ from core.http1 import (
     chunk,
     response_head,
 )
-from core.sockets import can_write_direct, send_all
+from core.sockets import can_write_direct, receive, send_all
 
 if TYPE_CHECKING:
     from core.server import ServerLimits
@@ -247,7 +247,7 @@ class Connection:
                 if not await self._send(CONTINUE):
                     return None
             try:
-                data = await self.stream.receive_some(RECEIVE_SIZE)
+                data = await receive(self.stream, RECEIVE_SIZE, direct=self.direct)
             except DISCONNECT_ERRORS:
                 data = b""
             self.idle = False
@@ -339,7 +339,7 @@ class Connection:
                 await self.stream.send_eof()
                 discarded = 0
                 while discarded <= LINGER_BYTES:
-                    data = await self.stream.receive_some(RECEIVE_SIZE)
+                    data = await receive(self.stream, RECEIVE_SIZE, direct=self.direct)
                     if not data:
                         return
                     discarded += len(data)

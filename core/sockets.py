@@ -1,4 +1,4 @@
-"""Writing to a trio socket without trio's per-send scheduler pass.
+"""Reading and writing a trio socket without trio's per-call overhead.
 
 `trio.SocketStream.send_all` yields to the scheduler after every send: a full pass per
 response, per upstream request and per stream chunk, on the latency path. On POSIX a plain
@@ -6,6 +6,10 @@ socket is written straight with `os.write` after a cancellation check; only a pa
 (the kernel buffer is full) goes through `send_all`, which waits for room. TLS streams and
 other platforms always use `send_all`. Callers that stream many chunks yield on their own
 now and then (the server every few chunks) so other tasks still run.
+
+`receive` waits for readability first and then reads once: `receive_some` tries a read
+first, which on the latency path (we just sent, nothing is there yet) is a failed syscall
+and a raised BlockingIOError per read. Both end in one scheduler pass when data is there.
 """
 
 from __future__ import annotations
@@ -36,3 +40,25 @@ async def send_all(stream: trio.abc.Stream, data: bytes, *, direct: bool) -> Non
             return
         data = data[sent:]
     await stream.send_all(data)
+
+
+async def receive(stream: trio.abc.Stream, size: int, *, direct: bool) -> bytes | bytearray:
+    """One read of up to `size` bytes (b"" at EOF), as `receive_some`; `direct` only if
+    `can_write_direct(stream)`. Errors are trio's: Closed/BrokenResourceError."""
+    if not direct:
+        return await stream.receive_some(size)
+    assert isinstance(stream, trio.SocketStream)
+    sock = stream.socket
+    while True:
+        if sock.fileno() < 0:
+            raise trio.ClosedResourceError("connection closed")
+        await trio.lowlevel.wait_readable(sock)  # the cancellation point; closing wakes it
+        fd = sock.fileno()
+        if fd < 0:
+            raise trio.ClosedResourceError("connection closed")
+        try:
+            return os.read(fd, size)
+        except BlockingIOError:
+            continue  # woken without data (spurious): wait again
+        except OSError as exc:
+            raise trio.BrokenResourceError(f"socket read failed: {exc}") from exc

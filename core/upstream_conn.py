@@ -31,7 +31,7 @@ from typing import Final, Literal
 import httptools
 import trio
 
-from core.sockets import can_write_direct, send_all
+from core.sockets import can_write_direct, receive, send_all
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -185,7 +185,7 @@ class Connection:
     async def read_head(self) -> None:
         """Read until the final response's status and headers are parsed."""
         while not self.head_done:
-            data = await self.stream.receive_some(READ_SIZE)
+            data = await receive(self.stream, READ_SIZE, direct=self.direct)
             if not data:
                 raise HttpProtocolError("connection closed before a response")
             self.received = True
@@ -196,7 +196,7 @@ class Connection:
 
     async def read_body(self) -> None:
         """One network read into `body`; EOF ends an unframed body and breaks a framed one."""
-        data = await self.stream.receive_some(READ_SIZE)
+        data = await receive(self.stream, READ_SIZE, direct=self.direct)
         if data:
             self._feed(data)
         elif self.framed:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
+from core import fastjson
 from core.dialects import Dialect
 from core.errors import BadRequest
 from core.sse import SSEEvent
@@ -145,7 +146,7 @@ def kind_status(kind: str) -> int:
 # ---------------------------------------------------------------- JSON helpers
 def dumps(value: Any) -> bytes:
     """Compact JSON, UTF-8, non-ASCII kept as is (what the providers send)."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    return fastjson.dumps(value)
 
 
 def loads_object(body: bytes) -> dict[str, Any]:
@@ -153,7 +154,7 @@ def loads_object(body: bytes) -> dict[str, Any]:
     if not body.strip():
         raise BadRequest("request body is empty; expected a JSON object")
     try:
-        value = json.loads(body)
+        value = fastjson.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadRequest(f"request body is not valid JSON: {exc}") from None
     if not isinstance(value, dict):
@@ -164,7 +165,7 @@ def loads_object(body: bytes) -> dict[str, Any]:
 def try_loads_object(data: bytes | str) -> dict[str, Any] | None:
     """A JSON object or None; never raises (for response bodies and stream events)."""
     try:
-        value = json.loads(data)
+        value = fastjson.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return None
     return value if isinstance(value, dict) else None

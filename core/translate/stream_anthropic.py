@@ -24,9 +24,9 @@ Rules:
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from core import fastjson
 from core.translate import common, stream_lane
 from core.translate.canonical import (
     BlockStart,
@@ -159,7 +159,7 @@ class Decoder:
         if self._done:
             return []
         try:
-            data = json.loads(raw)
+            data = fastjson.loads(raw)
         except ValueError:
             return self._fail("upstream_protocol", "upstream sent an invalid JSON event")
         kind = data.get("type") if isinstance(data, dict) else None

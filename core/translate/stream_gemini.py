@@ -30,9 +30,9 @@ Rules:
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from core import fastjson
 from core.translate import common, stream_lane
 from core.translate.canonical import (
     BlockStart,
@@ -150,7 +150,7 @@ class Decoder:
         if self._done:
             return []
         try:
-            chunk = json.loads(raw)
+            chunk = fastjson.loads(raw)
         except ValueError:
             return self._fail("upstream_protocol", "upstream sent an invalid JSON chunk")
         if not isinstance(chunk, dict):
@@ -242,7 +242,7 @@ class Decoder:
     def _finish(self, reason: str, out: list[StreamEvent]) -> None:
         self._close_open(out)
         if self._usage_chunk is not None:  # usage from a later chunk than the last parsed
-            raw = json.loads(self._usage_chunk).get("usageMetadata")
+            raw = fastjson.loads(self._usage_chunk).get("usageMetadata")
             self._usage = usage_in(raw) if isinstance(raw, dict) else self._usage
         if reason == "STOP" or reason == "FINISH_REASON_UNSPECIFIED":
             stop = StopReason.TOOL_USE if self._calls else StopReason.END_TURN
@@ -348,7 +348,7 @@ class Encoder:
             args = {"input": raw}  # a raw-input tool has no JSON object: wrap it
         else:
             try:
-                args = json.loads(raw) if raw.strip() else {}
+                args = fastjson.loads(raw) if raw.strip() else {}
             except ValueError:
                 args = {}  # truncated arguments (max tokens) cannot be parsed
         call: dict[str, Any] = {"name": name, "args": args if isinstance(args, dict) else {}}

@@ -25,12 +25,13 @@ import re
 from collections.abc import Callable
 from typing import Any, Literal
 
+from core import fastjson
+
 DeltaKind = Literal["text", "args"]
 Delta = tuple[DeltaKind, int, str]  # (kind, canonical block index, text or JSON fragment)
 
-# Compact JSON as the encoders write it. One encoder object, built once: json.dumps with
-# non-default options builds a new JSONEncoder on every call, a large share of a small dump.
-dumps: Callable[[Any], str] = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+# Compact JSON as the encoders write it (non-ASCII as is).
+dumps: Callable[[Any], str] = fastjson.dumps_str
 string: Callable[[str], str] = json.encoder.encode_basestring
 
 # The C scanner json.loads uses for strings: (text, index after the closing quote).

@@ -25,11 +25,11 @@ Rules:
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from typing import Any
 
+from core import fastjson
 from core.translate import common, stream_lane
 from core.translate.canonical import (
     BlockStart,
@@ -187,7 +187,7 @@ class Decoder:
         if raw.strip() == "[DONE]":
             return self._end()
         try:
-            chunk = json.loads(raw)
+            chunk = fastjson.loads(raw)
         except ValueError:
             return self._fail("upstream_protocol", "upstream sent an invalid JSON chunk")
         if not isinstance(chunk, dict):

@@ -6,10 +6,10 @@ this module's public names).
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
+from core import fastjson
 from core.translate import common
 from core.translate.canonical import (
     BlockStart,
@@ -105,7 +105,7 @@ class Decoder:
             # whole text...) is not parsed at all: several carry the whole answer.
             return []
         try:
-            data = json.loads(raw)
+            data = fastjson.loads(raw)
         except ValueError:
             return self._fail("upstream_protocol", "upstream sent an invalid JSON event")
         kind = data.get("type") if isinstance(data, dict) else None

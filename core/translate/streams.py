@@ -19,9 +19,9 @@ Rules:
 
 from __future__ import annotations
 
-import json
 from typing import Protocol
 
+from core import fastjson
 from core.dialects import Dialect
 from core.translate import (
     stream_anthropic,
@@ -282,7 +282,7 @@ def _complete(data: str) -> bool:
     if data == "[DONE]":
         return True
     try:
-        json.loads(data)
+        fastjson.loads(data)
     except ValueError:
         return False
     return True
