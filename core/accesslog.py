@@ -16,6 +16,8 @@ from typing import Any, TextIO
 
 import trio
 
+from core import fastjson
+
 SLICE = 32  # lines serialised between two checkpoints
 
 
@@ -58,7 +60,7 @@ class AccessLog:
     def _write(self, batch: list[dict[str, Any]]) -> None:
         if not batch:
             return
-        text = "\n".join(json.dumps(e, separators=(",", ":"), default=str) for e in batch)
+        text = "\n".join(_line(e) for e in batch)
         if self._stdout is not None:
             try:
                 self._stdout.write(text + "\n")
@@ -98,3 +100,11 @@ class AccessLog:
         self.flush()
         if self._file is not None:
             self._file.close()
+
+
+def _line(entry: dict[str, Any]) -> str:
+    """One JSON line, ASCII only (non-ASCII escaped) so any console encoding takes it."""
+    line = fastjson.dumps_str(entry, default=str)
+    if line.isascii():
+        return line
+    return json.dumps(entry, separators=(",", ":"), default=str)

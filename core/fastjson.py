@@ -22,6 +22,7 @@ Rules:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -47,9 +48,10 @@ def dumps(value: Any) -> bytes:
         return _fallback_dumps(value).encode()
 
 
-def dumps_str(value: Any) -> str:
-    """Compact JSON as text (for event lines built with f-strings)."""
+def dumps_str(value: Any, *, default: Callable[[Any], Any] | None = None) -> str:
+    """Compact JSON as text (for event lines built with f-strings); `default` converts
+    what JSON has no type for, as json.dumps' `default`."""
     try:
-        return orjson.dumps(value, option=_OPTIONS).decode()
+        return orjson.dumps(value, default=default, option=_OPTIONS).decode()
     except TypeError:
-        return _fallback_dumps(value)
+        return json.dumps(value, separators=(",", ":"), default=default)

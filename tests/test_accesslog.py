@@ -51,3 +51,17 @@ def test_request_ids_are_unique_and_keep_their_shape() -> None:
     ids = [new_request_id() for _ in range(1000)]
     assert len(set(ids)) == 1000
     assert all(re.fullmatch(r"req_[0-9a-f]{16}", i) for i in ids)
+
+
+def test_lines_are_ascii_json_whatever_they_carry() -> None:
+    """Any console encoding takes a line: non-ASCII is escaped; odd values become text."""
+    out = io.StringIO()
+    log = AccessLog(stdout=out)
+    log.record({"request_id": "a", "error": "modèle ∑ inconnu", "at": Path("/x")})
+    log.record({"request_id": "b", "status": 200})
+    log.flush()
+    lines = out.getvalue().splitlines()
+    assert all(line.isascii() for line in lines)
+    first, second = (json.loads(line) for line in lines)
+    assert first == {"request_id": "a", "error": "modèle ∑ inconnu", "at": "/x"}
+    assert second == {"request_id": "b", "status": 200}
