@@ -9,6 +9,8 @@ Rules:
   samples, so one noisy round moves it least. CPU cells also show [min-max] over rounds.
 - "proxy vs direct" is what the proxy adds to the path; "proxy vs floor" is what it adds
   beyond a bytes-only trio relay (bench/floor.py), i.e. beyond the runtime's own price.
+  For latency both are paired: the median over rounds of (proxy - baseline) within each
+  round, whose phases ran back to back, so the machine's drift between rounds cancels.
 - Failures are summed over all rounds and shown next to the figure, by status.
 """
 
@@ -82,6 +84,19 @@ def _done(phases: list[Phase]) -> list[Phase]:
 def _q(phases: list[Phase], q: float, *, first: bool = False) -> float | None:
     per_round = (p.result.first_event(q) if first else p.result.latency(q) for p in _done(phases))
     return median(per_round)
+
+
+def _q_added(
+    phases: list[Phase], baseline: list[Phase], q: float, *, first: bool = False
+) -> float | None:
+    """Median over rounds of (phase's quantile - baseline's quantile in the same round)."""
+
+    def value(p: Phase) -> float | None:
+        if not p.result.completed:
+            return None
+        return p.result.first_event(q) if first else p.result.latency(q)
+
+    return median(_sub(value(a), value(b)) for a, b in zip(phases, baseline, strict=False))
 
 
 def _rps(phases: list[Phase]) -> float | None:
@@ -226,10 +241,10 @@ def latency_rows(r: Report) -> list[Row]:
         ("first event p50, 1 client, stream", "single_stream", 50, True, 0.0005),
     ]
     for label, name, q, first, limit in cases:
-        d = _q(_rounds(r.direct, name), q, first=first)
-        f = _q(_rounds(r.floor, name), q, first=first)
-        p = _q(_rounds(r.same, name), q, first=first)
-        added, beyond = _sub(p, d), _sub(p, f)
+        direct, floor, same = (_rounds(s, name) for s in (r.direct, r.floor, r.same))
+        d, f, p = (_q(phases, q, first=first) for phases in (direct, floor, same))
+        added = _q_added(same, direct, q, first=first)
+        beyond = _q_added(same, floor, q, first=first)
         rows.append(
             Row(
                 figure=label + _both_failures(r, name),
@@ -452,7 +467,8 @@ def render(r: Report) -> str:
         f"Machine: {r.machine}. Fake upstream on loopback answering at once; Anthropic "
         f"`/v1/messages`, about 200-byte requests; streams of {r.events_per_stream} SSE events.",
         f"Each figure is the median over {r.rounds} round(s), the targets alternating within "
-        "each phase; CPU cells show [min-max] over the rounds. The floor is a bytes-only "
+        "each phase; CPU cells show [min-max] over the rounds. Added latency is paired: the "
+        "median over rounds of (proxy - direct) within a round. The floor is a bytes-only "
         "trio relay (bench/floor.py): the runtime's price, which the proxy pays too.",
         "",
         "| figure | direct | floor | proxy | proxy vs direct | proxy vs floor | target | |",
