@@ -18,7 +18,7 @@ sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.par
 from collections import Counter
 
 from core.accesslog import AccessLog
-from core.config import parse_config
+from core.config_parse import parse_config
 from core.engine import Engine
 
 ROOT = str(__import__("pathlib").Path(__file__).resolve().parent.parent)

@@ -20,7 +20,8 @@ from typing import TextIO
 
 from ccx_tray import paths
 from core import __version__
-from core.config import Config, ConfigWarning, Rate, UpstreamConfig, load_config
+from core.config import Config, ConfigWarning, Rate, UpstreamConfig
+from core.config_parse import load_config
 from core.errors import ConfigError
 
 

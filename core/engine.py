@@ -24,7 +24,8 @@ import trio
 
 from core.accesslog import AccessLog
 from core.admin import handle_admin
-from core.config import Config, load_config
+from core.config import Config
+from core.config_parse import load_config
 from core.errors import ConfigError
 from core.http import Request, Response
 from core.metrics import Metrics

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import trio
 from watchfiles import awatch
 
-from core.config import load_config
+from core.config_parse import load_config
 from core.errors import ConfigError
 
 if TYPE_CHECKING:

@@ -17,7 +17,8 @@ from typing import Any
 
 import trio
 
-from core.config import Config, parse_config
+from core.config import Config
+from core.config_parse import parse_config
 from core.http import Request, Response
 from core.server import serve
 

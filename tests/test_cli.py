@@ -129,7 +129,7 @@ def test_the_init_template_passes_check_with_its_variables_set(
 
 
 def test_the_template_documents_every_option() -> None:
-    from core.config import ROUTING_KEYS, TOP_KEYS, UPSTREAM_KEYS
+    from core.config_parse import ROUTING_KEYS, TOP_KEYS, UPSTREAM_KEYS
 
     template = paths.resource_path("config.example.yaml").read_text()
     for key in (*TOP_KEYS, *UPSTREAM_KEYS, *ROUTING_KEYS, "failure_threshold", "max_cooldown"):

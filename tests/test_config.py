@@ -12,9 +12,8 @@ from core.config import (
     Strategy,
     Timeouts,
     UpstreamConfig,
-    load_config,
-    parse_config,
 )
+from core.config_parse import load_config, parse_config
 from core.dialects import Dialect
 from core.errors import ConfigError
 
@@ -329,6 +328,12 @@ def test_disabled_in_config_and_plain_text_keys_warn() -> None:
             6,
             "upstreams[0].rate_limit",
             "(use token_limit)",
+        ),
+        (
+            SEED.replace("  - name: gemini-dev\n", '  - name: "gemini\\r\\nx-evil: 1"\n'),
+            7,
+            "upstreams[1].name",
+            "expected a name without control characters",
         ),
         ("listen: 127.0.0.1\n" + SEED, 1, "listen", "expected 'host:port'"),
         ("upstreams: []\n", 1, "upstreams", "expected at least one upstream"),

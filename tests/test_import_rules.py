@@ -6,6 +6,8 @@ import pathlib
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PURE = [
     "core/config.py",
+    "core/config_parse.py",
+    "core/config_yaml.py",
     "core/routing.py",
     "core/health.py",
     "core/ratelimit.py",

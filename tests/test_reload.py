@@ -7,7 +7,7 @@ from pathlib import Path
 
 import trio
 
-from core.config import load_config
+from core.config_parse import load_config
 from core.reload import watch_config
 from tests.conftest import running_proxy
 from tests.fakes import FakeUpstream, json_reply, start_fake
