@@ -68,9 +68,10 @@ async def attempt(
     make_pipe: Callable[[], StreamPipe],
     wall: Callable[[], float],
     watchdog: Watchdog,
+    now: float,
 ) -> Answer | Failure:
+    """One try of `out` on `upstream`, started at `now` (trio time)."""
     t = upstream.timeouts
-    now = trio.current_time()
     total_deadline = now + t.total
     deadline = _Deadline(now, t.first_byte, total_deadline)
     watchdog.watch(deadline)

@@ -11,6 +11,7 @@ Pure (takes `now`), called exactly once per admitted attempt. Rules:
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from core.dialects.base import Usage
 from core.failover import Outcome, OutcomeKind
@@ -98,7 +99,7 @@ def _count_tokens(state: UpstreamState, usage: Usage, estimate: float, now: floa
         state.tokens_bucket.adjust(used - estimate, now)
 
 
-def poll_breakers(runtime: Runtime, states: list[UpstreamState], now: float) -> None:
+def poll_breakers(runtime: Runtime, states: Sequence[UpstreamState], now: float) -> None:
     """Note breakers whose cooldown ran out (open -> half-open) as events."""
     for state in states:
         if state.breaker.poll(now) is Transition.HALF_OPENED:

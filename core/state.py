@@ -70,10 +70,10 @@ class UpstreamState:
     counters: Counters = field(default_factory=Counters)
     last_error: str | None = None
     last_error_wall: float | None = None
+    name: str = field(init=False)  # config.name, read several times per request
 
-    @property
-    def name(self) -> str:
-        return self.config.name
+    def __post_init__(self) -> None:
+        self.name = self.config.name
 
     def wait_time(self, now: float, token_estimate: float = 0.0) -> float | None:
         """0.0 when a request may go now; seconds until it may; None if it never will
@@ -182,6 +182,9 @@ def _keep_bucket(old: TokenBucket | None, rate: Rate | None, now: float) -> Toke
     return old
 
 
+_CANDIDATES_CACHED = 1024
+
+
 class Runtime:
     def __init__(
         self,
@@ -195,6 +198,9 @@ class Runtime:
         self.policy = policy
         self.events = events
         self.failovers = 0
+        # candidates() by (model, client dialect, dialects): the config never changes under
+        # a Runtime (a reload builds a new one), so neither does the answer.
+        self._candidates: dict[tuple[str, str, frozenset[str]], tuple[UpstreamState, ...]] = {}
 
     @classmethod
     def build(cls, config: Config, previous: Runtime | None, now: float) -> Runtime:
@@ -221,12 +227,25 @@ class Runtime:
 
     def candidates(
         self, model: str, client_dialect: str, dialects: frozenset[str]
-    ) -> list[UpstreamState]:
+    ) -> tuple[UpstreamState, ...]:
         """Enabled upstreams that serve `model` and speak one of `dialects`, config order.
 
         An upstream of another dialect than the client's must know what to send: a
         `model`, a `model_map` entry or explicit `models` patterns; else a claude-* name
-        would go to a Gemini endpoint just because it had no `models` list."""
+        would go to a Gemini endpoint just because it had no `models` list. Remembered per
+        key (the tuple is shared between requests)."""
+        key = (model, client_dialect, dialects)
+        out = self._candidates.get(key)
+        if out is None:
+            if len(self._candidates) >= _CANDIDATES_CACHED:
+                self._candidates.clear()  # model names come from clients: bounded
+            found = self._find_candidates(model, client_dialect, dialects)
+            out = self._candidates[key] = tuple(found)
+        return out
+
+    def _find_candidates(
+        self, model: str, client_dialect: str, dialects: frozenset[str]
+    ) -> list[UpstreamState]:
         out = []
         for s in self.upstreams.values():
             cfg = s.config
