@@ -129,6 +129,17 @@ def test_gemini_route_splits_model_and_stream_at_the_last_colon() -> None:
     assert plain is not None and plain.model is None and plain.stream is None
 
 
+def test_routes_are_remembered_and_the_memory_is_bounded() -> None:
+    from core.dialects import registry
+
+    for i in range(3000):  # Gemini paths carry model names, which come from clients
+        route = match_route("POST", f"/v1beta/models/m-{i}:generateContent")
+        assert route is not None and route.model == f"m-{i}"
+        assert match_route("GET", f"/v1beta/models/m-{i}:generateContent") is None
+    assert len(registry._routes) <= 1024
+    assert match_route("POST", "/v1/messages") is match_route("POST", "/v1/messages")
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [

@@ -63,3 +63,28 @@ def test_ready_is_wait_time_zero_whatever_the_state(
             state.requests_bucket.try_acquire(30.0, 1.0)
     now = 1.0 + later
     assert state.ready(now, estimate) == (state.wait_time(now, estimate) == 0.0)
+
+
+def test_candidates_are_remembered_per_model_and_bounded() -> None:
+    text = (
+        "upstreams:\n"
+        "  - {name: claude, provider: anthropic, base_url: 'http://127.0.0.1:9', api_key: k,"
+        " models: ['claude-*']}\n"
+        "  - {name: gpt, provider: openai, base_url: 'http://127.0.0.1:9/v1', api_key: k,"
+        " model: gpt-x}\n"
+    )
+    rt = Runtime.build(make_config(text), None, 0.0)
+    every = frozenset({"anthropic", "openai"})
+    first = rt.candidates("claude-a", "anthropic", every)
+    assert [s.name for s in first] == ["claude", "gpt"]
+    assert rt.candidates("claude-a", "anthropic", every) is first  # remembered
+    assert [s.name for s in rt.candidates("other", "anthropic", every)] == ["gpt"]
+    assert [s.name for s in rt.candidates("claude-a", "anthropic", frozenset({"openai"}))] == [
+        "gpt"
+    ]
+    for i in range(3000):  # model names come from clients: the memory stays bounded
+        assert [s.name for s in rt.candidates(f"claude-{i}", "anthropic", every)] == [
+            "claude",
+            "gpt",
+        ]
+    assert len(rt._candidates) <= 1024
