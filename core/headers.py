@@ -1,7 +1,8 @@
 """Header filtering between client and upstream, pure.
 
 Rules:
-- Header names are lowercase bytes (h11 gives them so); values are kept byte-exact.
+- Header names are lowercase bytes (both our parsers give them so, as h11 did); values
+  are kept byte-exact. Names from config (`auth`, `extra`) are lowercased here.
 - Upstream requests never carry a client credential: the proxy authenticates clients
   with its own keys and upstreams with theirs (`auth`). Hop-by-hop headers (RFC 9110
   7.6.1, including any named by `Connection`) never cross the proxy, in either direction.
@@ -44,17 +45,18 @@ def _connection_tokens(headers: Headers) -> set[bytes]:
     """Header names a `Connection` header lists: hop-by-hop for this message only."""
     tokens: set[bytes] = set()
     for name, value in headers:
-        if name.lower() == b"connection":
+        if name == b"connection":
             tokens.update(t.strip().lower() for t in value.split(b",") if t.strip())
     return tokens
 
 
 def _filtered(headers: Headers, drop: frozenset[bytes]) -> Headers:
+    """`headers` (lowercase names, see the rules) minus `drop`, the names a Connection
+    header lists, and proxy-*. Runs per request on every header: no call per header."""
     extra_drop = _connection_tokens(headers)
     kept: Headers = []
     for name, value in headers:
-        low = name.lower()
-        if low not in drop and low not in extra_drop and not low.startswith(b"proxy-"):
+        if name not in drop and name not in extra_drop and name[:6] != b"proxy-":
             kept.append((name, value))
     return kept
 

@@ -24,9 +24,8 @@ from __future__ import annotations
 
 import re
 import select
-from dataclasses import dataclass
 from enum import Enum
-from typing import Final, Literal
+from typing import Final, Literal, NamedTuple
 
 import httptools
 import trio
@@ -66,8 +65,9 @@ EXCHANGE_ERRORS: Final[tuple[type[Exception], ...]] = (
 _PARSE_ERRORS: Final = (httptools.HttpParserError, httptools.HttpParserUpgrade)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Origin:
+class Origin(NamedTuple):
+    """Where a connection goes; the pool's key (a tuple: hashed in C, twice per request)."""
+
     scheme: Literal["http", "https"]
     host: str
     port: int

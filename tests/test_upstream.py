@@ -871,3 +871,23 @@ async def test_an_unusable_url_is_a_connect_error_before_any_io() -> None:
         with pytest.raises(UpstreamConnectError):
             await client.send("GET", url, [], b"", connect_timeout=1)
     assert client.stats() == {"idle": 0, "active": 0, "opened": 0}
+
+
+def test_the_head_drops_our_own_headers_in_any_case_and_keeps_lookalikes() -> None:
+    from core.upstream_conn import encode_head
+
+    headers = [
+        (b"x-forwarded-host", b"a"),
+        (b"Transfer-Encoding", b"chunked"),
+        (b"HOST", b"evil"),
+        (b"x-content-length-hint", b"5"),
+    ]
+    head = encode_head(b"POST", b"/p", b"up:1", headers, 2)
+    assert head == (
+        b"POST /p HTTP/1.1\r\nhost: up:1\r\nx-forwarded-host: a\r\n"
+        b"x-content-length-hint: 5\r\ncontent-length: 2\r\n\r\n"
+    )
+    plain = [(b"accept", b"*/*")]
+    assert encode_head(b"GET", b"/", b"up:1", plain, None) == (
+        b"GET / HTTP/1.1\r\nhost: up:1\r\naccept: */*\r\n\r\n"
+    )
