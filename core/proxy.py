@@ -17,7 +17,7 @@ import math
 import random
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +46,9 @@ class Proxy:
         self.engine = engine
         self.rng = rng or random.Random()
         self._freed = trio.Event()  # set when an upstream slot frees up (queue waiters)
+        # trio.current_time is three Python calls deep; Engine.run binds the run's clock
+        # itself here (one call), read several times per request.
+        self.now: Callable[[], float] = trio.current_time
 
     # ------------------------------------------------------------------ entry
     async def handle_api(self, request: Request) -> Response | None:
@@ -67,7 +70,7 @@ class Proxy:
             request_id=request_id,
             spec=spec,
             inbound=inbound,
-            started=trio.current_time(),
+            started=self.now(),
             wall=time.time(),
         )
         try:
@@ -125,7 +128,7 @@ class Proxy:
                 raise self._no_capacity(runtime, candidates, estimate)
             if state.name in tried and last is not None:
                 delay = _backoff(routing, len(ctx.attempts), self.rng)
-                if trio.current_time() + delay >= deadline:
+                if self.now() + delay >= deadline:
                     return self._give_up(ctx, last, last_state or state)
                 await trio.sleep(delay)
             tried.add(state.name)
@@ -139,7 +142,7 @@ class Proxy:
                 max_attempts=routing.max_attempts,
                 fallback=routing.fallback,
                 remaining_candidates=sum(1 for c in candidates if c.config.enabled),
-                now=trio.current_time(),
+                now=self.now(),
                 deadline=deadline,
                 base=routing.backoff_base,
                 cap=routing.backoff_max,
@@ -178,7 +181,7 @@ class Proxy:
         routing = runtime.config.routing
         # The first attempt takes the request's start as now: one clock read fewer on the
         # path, and the few microseconds since cannot matter to a bucket or breaker.
-        now = ctx.started if last is None else trio.current_time()
+        now = ctx.started if last is None else self.now()
         queue_until = now + routing.queue_timeout
         while True:
             settle.poll_breakers(runtime, candidates, now)
@@ -194,7 +197,7 @@ class Proxy:
             timeout = min([*waits, queue_until - now]) if waits else queue_until - now
             with trio.move_on_after(max(timeout, 0.001)):
                 await self._freed.wait()
-            now = trio.current_time()
+            now = self.now()
 
     def _admit(self, state: UpstreamState, now: float, estimate: float, ctx: Ctx) -> bool:
         """Claim a slot: breaker (the half-open probe), request and token buckets."""
@@ -217,7 +220,7 @@ class Proxy:
     async def _attempt(
         self, ctx: Ctx, runtime: Runtime, state: UpstreamState, request: Request, estimate: float
     ) -> Response | Failure:
-        started = trio.current_time()
+        started = self.now()
         key = state.pick_key(started)
         cfg = state.config
         model = cfg.upstream_model(ctx.inbound.model)
@@ -238,7 +241,7 @@ class Proxy:
             )
             done = True
         finally:
-            ended = trio.current_time()
+            ended = self.now()
             record["ms"] = round((ended - started) * 1000, 1)
             if not done:  # cancelled: the client went away
                 record["outcome"] = "client_gone"
@@ -302,7 +305,7 @@ class Proxy:
         estimate: float,
         key: object,
     ) -> None:
-        settle.settle(runtime, state, outcome, usage, estimate, key, trio.current_time())
+        settle.settle(runtime, state, outcome, usage, estimate, key, self.now())
         self._freed.set()
         self._freed = trio.Event()
 
@@ -329,7 +332,7 @@ class Proxy:
     def _no_capacity(
         self, runtime: Runtime, candidates: Sequence[UpstreamState], estimate: float
     ) -> NoCapacity:
-        now = trio.current_time()
+        now = self.now()
         waits = [w for c in candidates if (w := c.wait_time(now, estimate)) is not None]
         limited = any(c.rate_limited(now, estimate) for c in candidates)
         retry_after = min(waits) if waits else None
@@ -345,7 +348,7 @@ class Proxy:
         if ctx.logged:
             return
         ctx.logged = True
-        elapsed = trio.current_time() - ctx.started
+        elapsed = self.now() - ctx.started
         self.engine.access_log.record(ctx.log_line(elapsed))
         self.engine.metrics.observe(
             dialect=str(ctx.inbound.dialect),

@@ -310,28 +310,9 @@ class UpstreamResponse:
         # a connection that meanwhile went back to the pool and serves someone else.
         self._conn: Connection | None = conn
 
-    async def iter_raw(self) -> AsyncIterator[bytes]:
+    def iter_raw(self) -> AsyncIterator[bytes]:
         """Body bytes as they arrive (de-chunked, not decompressed): one chunk per read."""
-        conn = self._conn
-        if conn is None:
-            return
-        try:
-            while True:
-                chunk = conn.take_body()
-                if conn.complete:
-                    self._let_go(conn, keep=True)  # done: back to the pool at once
-                    if chunk:
-                        yield chunk
-                    return
-                if chunk:
-                    yield chunk
-                await conn.read_body()
-        except EXCHANGE_ERRORS as exc:
-            self._let_go(conn, keep=False)
-            raise to_upstream_error(exc, conn.origin, phase="exchange") from exc
-        except BaseException:
-            self._let_go(conn, keep=False)  # cancelled or abandoned mid-body
-            raise
+        return _RawBody(self, self._conn)
 
     async def read(self) -> bytes:
         conn = self._conn
@@ -372,6 +353,54 @@ class UpstreamResponse:
             self._client._release(conn)  # pools it only if the exchange ended cleanly
         else:
             self._client._discard(conn)
+
+
+class _RawBody:
+    """`UpstreamResponse.iter_raw`: a class, not an async generator, because trio's asyncgen
+    hooks register every generator on its first step, which is on a stream's first-event
+    path. The connection goes back to the pool at the body's end, is discarded on an error
+    or cancellation; an iterator left unfinished leaves it to the response (abort/aclose).
+    """
+
+    __slots__ = ("_conn", "_resp")
+
+    def __init__(self, resp: UpstreamResponse, conn: Connection | None) -> None:
+        self._resp = resp
+        self._conn = conn  # None once ended (or never had one): iteration is over
+
+    def __aiter__(self) -> _RawBody:
+        return self
+
+    async def aclose(self) -> None:
+        """Breaking off the iteration: the rest of the body is unread, the connection goes."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            self._resp._let_go(conn, keep=False)
+
+    async def __anext__(self) -> bytes:
+        conn = self._conn
+        if conn is None:
+            raise StopAsyncIteration
+        while True:
+            chunk = conn.take_body()
+            if conn.complete:
+                self._conn = None
+                self._resp._let_go(conn, keep=True)  # done: back to the pool at once
+                if chunk:
+                    return chunk
+                raise StopAsyncIteration
+            if chunk:
+                return chunk
+            try:
+                await conn.read_body()
+            except EXCHANGE_ERRORS as exc:
+                self._conn = None
+                self._resp._let_go(conn, keep=False)
+                raise to_upstream_error(exc, conn.origin, phase="exchange") from exc
+            except BaseException:
+                self._conn = None
+                self._resp._let_go(conn, keep=False)  # cancelled mid-body
+                raise
 
 
 def default_ssl_context() -> ssl.SSLContext:
