@@ -43,12 +43,19 @@ def _next_event_end(chunk: bytes, start: int) -> int:
     return len(chunk) if lf < 0 else lf + 2
 
 
+# What an `event:` line's raw name means, per dialect, shared by all streams: the same
+# dozen names come in every stream. Names come from upstreams, so only so many are kept.
+_NAMED: dict[str, dict[bytes, EventKind | None]] = {}
+_NAMES_KEPT = 256
+
+
 class PassthroughPipe:
     def __init__(self, spec: DialectSpec) -> None:
         self._spec = spec
         self._parser: SSEParser | None = SSEParser()
         self._scanner = spec.stream_scanner()
         self._by_name = spec.classifies_by_name
+        self._named = _NAMED.setdefault(spec.dialect, {})
         # Chunks the scanner has not seen yet: the preflight's, scanned once the stream is
         # committed and its start went out (the scan is not on the first event's latency).
         self._unscanned: list[bytes] | None = []
@@ -102,8 +109,17 @@ class PassthroughPipe:
             return None  # the event goes on in the next chunk: the parser keeps it
         if chunk.find(b"\ndata", start, cut) < 0:
             return None  # no data line: the parser would not dispatch it at all
-        line_end = chunk.find(b"\n", start)
-        name = chunk[start + 6 : line_end].removeprefix(b" ").removesuffix(b"\r")
+        raw = chunk[start + 6 : chunk.find(b"\n", start)]
+        named = self._named
+        if raw in named:
+            return named[raw]
+        kind = self._name_kind(raw)
+        if len(named) < _NAMES_KEPT:
+            named[raw] = kind
+        return kind
+
+    def _name_kind(self, raw: bytes) -> EventKind | None:
+        name = raw.removeprefix(b" ").removesuffix(b"\r")
         if not name.isascii():
             return None
         kind = self._spec.classify_event(SSEEvent(data="", event=name.decode("ascii")))
