@@ -6,33 +6,23 @@ Rules:
   upstream requests). A client that half-closes after its request counts as gone.
   Pipelined requests are parsed as they arrive and queued, never lost; the reader stops
   reading after a budget of bytes while a request is served (TCP backpressure).
-- A `Response.stream` is always `aclose`d: when done, on error and on disconnect (shielded
-  for a short grace period so it runs even when the surrounding scope is cancelled).
-  `Response.after` is always called once the response is done with, after its last byte
-  went out: the proxy's accounting runs there, off the client's latency.
-- A handler exception, or a response that cannot go on the wire as it is (bad header,
-  content-length mismatch), answers 500 with a small JSON body and closes the connection.
+- A handler exception answers 500 with a small JSON body and closes the connection;
+  writing the handler's response (its head, body or stream, and its `after`) is
+  core/server_write.py's `ResponseWriter`.
 - Writes go straight to the socket on POSIX; trio only when the kernel buffer is full.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Protocol
 
 import trio
 
 from core.http import Request, Response
-from core.http1 import (
-    CONTINUE,
-    LAST_CHUNK,
-    ParsedRequest,
-    RequestParser,
-    chunk,
-    response_head,
-)
+from core.http1 import CONTINUE, ParsedRequest, RequestParser
+from core.server_write import ERRORS, ResponseWriter
 from core.sockets import can_write_direct, receive, send_all
 
 if TYPE_CHECKING:
@@ -43,16 +33,11 @@ __all__ = ["DISCONNECT_ERRORS", "Connection", "ServerSide"]
 log = logging.getLogger("ccx.server")
 
 RECEIVE_SIZE = 64 * 1024
-# How long a stream's aclose() may run once its scope is cancelled (client gone, shutdown).
-ACLOSE_GRACE = 5.0
 # After an error response we stop writing and read (discard) what the client still sends for
 # a moment: closing with unread bytes makes the kernel send RST, which can destroy our
 # response in the client's receive buffer before it reads it.
 LINGER_SECONDS = 1.0
 LINGER_BYTES = 4 * 1024 * 1024
-# Sends skip trio's per-send yield (see `_Connection._send`); a stream that never blocks
-# still lets other tasks run every this many chunks.
-YIELD_EVERY = 16
 
 DISCONNECT_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError)
 
@@ -63,48 +48,6 @@ class ServerSide(Protocol):
     handler: Callable[[Request], Awaitable[Response]]
     limits: ServerLimits
     draining: bool
-
-
-def _error_response(status: int, reason: str, kind: str, message: str) -> tuple[bytes, bytes]:
-    """Prebuilt (head, body) of an error answer; the connection always closes after it."""
-    body = json.dumps({"error": {"type": kind, "message": message}}, separators=(",", ":")).encode()
-    head = (
-        f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
-        f"content-length: {len(body)}\r\nconnection: close\r\nserver: ccx-tray\r\n\r\n"
-    ).encode()
-    return head, body
-
-
-_ERRORS = {
-    400: _error_response(400, "Bad Request", "invalid_request", "malformed HTTP request"),
-    408: _error_response(408, "Request Timeout", "timeout", "request not received in time"),
-    413: _error_response(413, "Content Too Large", "request_too_large", "request body too large"),
-    431: _error_response(
-        431, "Request Header Fields Too Large", "request_too_large", "request headers too large"
-    ),
-    500: _error_response(500, "Internal Server Error", "internal", "internal error"),
-}
-
-
-async def _aclose_stream(stream: AsyncIterator[bytes]) -> None:
-    """Close a response stream even when our scope is cancelled (shielded, time-boxed).
-    A stream whose `closed` says it already released everything is left alone: the
-    shielded scope costs more than the rest of a short stream's ending."""
-    aclose: Callable[[], Awaitable[Any]] | None = getattr(stream, "aclose", None)
-    if aclose is None or getattr(stream, "closed", False):
-        return
-    with trio.move_on_after(ACLOSE_GRACE, shield=True):
-        try:
-            await aclose()
-        except Exception:
-            log.exception("response stream failed to close")
-
-
-def _call_after(after: Callable[[], None]) -> None:
-    try:
-        after()
-    except Exception:
-        log.exception("response bookkeeping failed")
 
 
 def _peer(stream: trio.SocketStream) -> str:
@@ -169,6 +112,7 @@ class Connection:
         "since",
         "stream",
         "workers",
+        "writer",
     )
 
     def __init__(self, server: ServerSide, stream: trio.SocketStream) -> None:
@@ -177,6 +121,7 @@ class Connection:
         self.stream = stream
         self.client = _peer(stream)
         self.direct = can_write_direct(stream)
+        self.writer = ResponseWriter(self._send, self.client)
         self.parser = RequestParser(
             max_header_bytes=limits.max_header_bytes,
             max_body_bytes=limits.max_body_bytes,
@@ -331,7 +276,7 @@ class Connection:
         what the client still sends for a moment (see LINGER_SECONDS). Only the reader
         calls this."""
         self.failed = True
-        head, body = _ERRORS[status]
+        head, body = ERRORS[status]
         if not await self._send(head + body):
             return
         with trio.move_on_after(LINGER_SECONDS):
@@ -363,87 +308,6 @@ class Connection:
             log.exception(
                 "handler failed: %s %s from %s", request.method, request.path, request.client
             )
-            await self._send_internal_error(head_only)
+            await self.writer.internal_error(head_only)
             return False
-        try:
-            if response.stream is None:
-                return await self._send_body(parsed, response, head_only)
-            try:
-                return await self._send_stream(parsed, response, response.stream, head_only)
-            finally:
-                await _aclose_stream(response.stream)
-        finally:
-            if response.after is not None:
-                _call_after(response.after)
-
-    async def _send_internal_error(self, head_only: bool) -> bool:
-        head, body = _ERRORS[500]
-        return await self._send(head if head_only else head + body)
-
-    async def _send_body(self, parsed: ParsedRequest, response: Response, head_only: bool) -> bool:
-        body = response.body
-        try:
-            if not isinstance(body, bytes):
-                raise TypeError(f"response body must be bytes, not {type(body).__name__}")
-            head = response_head(
-                response.status,
-                response.headers,
-                body_length=len(body),
-                head_only=head_only,
-                http_10=parsed.http_10,
-                close=not parsed.keep_alive or self.server.draining,
-            )
-        except Exception:  # InvalidResponse, a str body, ...: nothing was sent yet
-            log.exception("handler returned an invalid response for %s", self.client)
-            await self._send_internal_error(head_only)
-            return False
-        data = head.data + body if body and head.framing == "length" else head.data
-        return await self._send(data) and not head.close
-
-    async def _send_stream(
-        self,
-        parsed: ParsedRequest,
-        response: Response,
-        stream: AsyncIterator[bytes],
-        head_only: bool,
-    ) -> bool:
-        try:
-            head = response_head(
-                response.status,
-                response.headers,
-                body_length=None,
-                head_only=head_only,
-                http_10=parsed.http_10,
-                close=not parsed.keep_alive or self.server.draining,
-            )
-        except Exception:  # InvalidResponse: nothing was sent yet
-            log.exception("handler returned an invalid response for %s", self.client)
-            await self._send_internal_error(head_only)
-            return False
-        framing = head.framing
-        chunked = framing == "chunked"
-        lead = response.body
-        if lead and framing != "none":
-            lead = chunk(lead) if chunked else lead
-            if not await self._send(head.data + lead):
-                return False
-        elif not await self._send(head.data):
-            return False
-        if framing == "none":
-            return not head.close
-        sent = 0
-        try:
-            async for piece in stream:
-                if piece and not await self._send(chunk(piece) if chunked else piece):
-                    return False
-                sent += 1
-                if not sent % YIELD_EVERY:
-                    await trio.lowlevel.checkpoint()  # fairness, should the stream never block
-        except Exception:
-            # Headers are out: all we can do is end without the last chunk, so the client
-            # sees a truncated body rather than a clean end.
-            log.exception("response stream failed for %s", self.client)
-            return False
-        if not chunked:
-            return False  # HTTP/1.0: the body ends when the connection closes
-        return await self._send(LAST_CHUNK) and not head.close
+        return await self.writer.write(parsed, response, draining=self.server.draining)
