@@ -99,7 +99,7 @@ class Engine:
         task_status: trio.TaskStatus[ServerInfo] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         listen = self.runtime.config.listen
-        self.proxy.now = trio.lowlevel.current_clock().current_time
+        self.proxy.now = self.client.now = trio.lowlevel.current_clock().current_time
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.access_log.run)

@@ -87,6 +87,8 @@ class Breaker:
 
     def acquire(self, now: float) -> bool:
         """Admit a request now; in HALF_OPEN this claims the single probe slot."""
+        if self._state is BreakerState.CLOSED:
+            return True  # the common case, without the call
         state = self.state(now)
         if state is BreakerState.CLOSED:
             return True
@@ -98,6 +100,8 @@ class Breaker:
 
     def poll(self, now: float) -> Transition | None:
         """HALF_OPENED once per open period, when its cooldown has run out; else None."""
+        if self._state is BreakerState.CLOSED:
+            return None  # the common case, without the call
         if self.state(now) is BreakerState.HALF_OPEN and not self._half_open_reported:
             self._half_open_reported = True
             return Transition.HALF_OPENED

@@ -162,9 +162,10 @@ class Proxy:
         """Input tokens to charge token buckets with; only worked out when one is set."""
         if ctx.inbound.operation is not Operation.GENERATE:
             return 0.0
-        if all(c.tokens_bucket is None for c in candidates):
-            return 0.0
-        return float(ctx.spec.estimate_input_tokens(ctx.inbound.body))
+        for c in candidates:  # a loop, not all(genexpr): two calls fewer per request
+            if c.tokens_bucket is not None:
+                return float(ctx.spec.estimate_input_tokens(ctx.inbound.body))
+        return 0.0
 
     async def _choose(
         self,
