@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from core.dialects import Dialect
 from core.errors import BadRequest
-from core.translate import anthropic, api, streams
+from core.translate import anthropic_json, api, streams
 from core.translate import canonical as c
 from tests.test_translate_bodies import (
     PAIRS,
@@ -151,9 +151,9 @@ def test_anthropic_fallback_round_trip_for_every_client() -> None:
     and the turn ends normally (it was the only call)."""
     for src in JSON_MODE_CLIENTS:
         out = translate(load(f"input/request.structured.{src}.json"), src, Dialect.ANTHROPIC)
-        assert out["tool_choice"] == {"type": "tool", "name": anthropic.JSON_TOOL}
+        assert out["tool_choice"] == {"type": "tool", "name": anthropic_json.JSON_TOOL}
         (tool,) = out["tools"]
-        assert tool["name"] == anthropic.JSON_TOOL
+        assert tool["name"] == anthropic_json.JSON_TOOL
         assert tool["input_schema"]["required"] == (
             ["reasoning", "model_choice"]
             if src is Dialect.GEMINI
@@ -181,7 +181,7 @@ def test_anthropic_json_mode_is_a_forced_tool_taking_any_object() -> None:
         load("input/request.json_mode.openai.json"), Dialect.OPENAI_CHAT, Dialect.ANTHROPIC
     )
     assert out["tools"][0]["input_schema"] == {"type": "object"}
-    assert out["tool_choice"] == {"type": "tool", "name": anthropic.JSON_TOOL}
+    assert out["tool_choice"] == {"type": "tool", "name": anthropic_json.JSON_TOOL}
 
 
 def test_a_non_object_schema_rides_in_a_value_property_to_anthropic_and_back() -> None:
@@ -193,7 +193,7 @@ def test_a_non_object_schema_rides_in_a_value_property_to_anthropic_and_back() -
         },
     }
     out = translate(body, Dialect.GEMINI, Dialect.ANTHROPIC)
-    assert out["tools"][0]["name"] == anthropic.JSON_VALUE_TOOL
+    assert out["tools"][0]["name"] == anthropic_json.JSON_VALUE_TOOL
     assert out["tools"][0]["input_schema"] == {
         "type": "object",
         "properties": {"value": {"type": "array", "items": {"type": "string"}}},
@@ -205,7 +205,7 @@ def test_a_non_object_schema_rides_in_a_value_property_to_anthropic_and_back() -
             {
                 "type": "tool_use",
                 "id": "toolu_1",
-                "name": anthropic.JSON_VALUE_TOOL,
+                "name": anthropic_json.JSON_VALUE_TOOL,
                 "input": {"value": ["red", "green", "blue"]},
             }
         ],
@@ -228,7 +228,7 @@ def test_with_the_clients_own_tools_anthropic_must_call_a_tool_or_answer() -> No
     ]
     body["reasoning_effort"] = "high"
     out = translate(body, Dialect.OPENAI_CHAT, Dialect.ANTHROPIC)
-    assert [t["name"] for t in out["tools"]] == ["lookup", anthropic.JSON_TOOL]
+    assert [t["name"] for t in out["tools"]] == ["lookup", anthropic_json.JSON_TOOL]
     assert out["tool_choice"] == {"type": "any"}
     assert "thinking" not in out  # Anthropic rejects thinking with a forced tool choice
     reply = {
@@ -243,12 +243,12 @@ def test_with_the_clients_own_tools_anthropic_must_call_a_tool_or_answer() -> No
     assert chat["choices"][0]["finish_reason"] == "tool_calls"  # a real call stays a call
     body["tool_choice"] = "none"
     out = translate(body, Dialect.OPENAI_CHAT, Dialect.ANTHROPIC)
-    assert out["tool_choice"] == {"type": "tool", "name": anthropic.JSON_TOOL}
+    assert out["tool_choice"] == {"type": "tool", "name": anthropic_json.JSON_TOOL}
 
 
 def test_a_client_tool_with_the_reserved_name_is_refused() -> None:
     body = load("input/request.json_mode.openai.json")
-    body["tools"] = [{"type": "function", "function": {"name": anthropic.JSON_TOOL}}]
+    body["tools"] = [{"type": "function", "function": {"name": anthropic_json.JSON_TOOL}}]
     with pytest.raises(BadRequest, match="tools: ccx_json_response: the name is reserved"):
         translate(body, Dialect.OPENAI_CHAT, Dialect.ANTHROPIC)
 
@@ -320,7 +320,7 @@ def through_json_answer_stream(raw: bytes, dst: Dialect) -> list[c.StreamEvent]:
     splitter, decoder, answers = (
         streams.DataSplitter(),
         streams.decoder(Dialect.ANTHROPIC),
-        anthropic.JsonAnswerStream(),
+        anthropic_json.JsonAnswerStream(),
     )
     events: list[c.StreamEvent] = []
     for data in splitter.feed(raw):
@@ -334,7 +334,7 @@ def through_json_answer_stream(raw: bytes, dst: Dialect) -> list[c.StreamEvent]:
 def test_a_streamed_forced_tool_call_becomes_streamed_answer_text() -> None:
     pieces = ['{"reasoning": "One', ' listing."', ', "model_choice": "flash"}']
     events = through_json_answer_stream(
-        anthropic_stream(anthropic.JSON_TOOL, pieces), Dialect.OPENAI_CHAT
+        anthropic_stream(anthropic_json.JSON_TOOL, pieces), Dialect.OPENAI_CHAT
     )
     assert [e for e in events if isinstance(e, c.BlockStart)] == [
         c.BlockStart(index=0, kind="text")
@@ -349,7 +349,7 @@ def test_a_streamed_forced_tool_call_becomes_streamed_answer_text() -> None:
 def test_a_streamed_value_answer_is_unwrapped_at_block_stop() -> None:
     pieces = ['{"value": ["red",', ' "blue"]}']
     events = through_json_answer_stream(
-        anthropic_stream(anthropic.JSON_VALUE_TOOL, pieces), Dialect.GEMINI
+        anthropic_stream(anthropic_json.JSON_VALUE_TOOL, pieces), Dialect.GEMINI
     )
     texts = [e.text for e in events if isinstance(e, c.TextDelta)]
     assert texts == ['["red","blue"]']
@@ -433,7 +433,7 @@ def test_structured_output_there_and_back_keeps_the_meaning(
 def test_stream_translator_turns_the_forced_tool_into_answer_text() -> None:
     """The wired path: StreamTranslator itself (fast lane included) does the rewrite."""
     pieces = ['{"reasoning": "One', ' listing."', ', "model_choice": "flash"}']
-    raw = anthropic_stream(anthropic.JSON_TOOL, pieces)
+    raw = anthropic_stream(anthropic_json.JSON_TOOL, pieces)
     t = streams.StreamTranslator(
         src=Dialect.ANTHROPIC, dst=Dialect.OPENAI_CHAT, client_model="cm", created=0
     )

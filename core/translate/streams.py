@@ -29,7 +29,7 @@ from core.translate import (
     stream_openai_chat,
     stream_openai_responses,
 )
-from core.translate.anthropic import JsonAnswerStream
+from core.translate.anthropic_json import JsonAnswerStream
 from core.translate.canonical import (
     BlockStart,
     End,
@@ -180,7 +180,7 @@ class StreamTranslator:
         self._decoder = decoder(src)
         self._restorer = StreamRestorer(custom_tools)
         # Structured output from an Anthropic upstream arrives as a forced tool call
-        # (anthropic.JSON_TOOLS); it goes back to the client as the answer's text.
+        # (anthropic_json.JSON_TOOLS); it goes back to the client as the answer's text.
         self._answers = JsonAnswerStream() if src == Dialect.ANTHROPIC else None
         self._encoder = encoder(
             dst, model=client_model, include_usage=include_usage, created=created
