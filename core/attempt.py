@@ -201,7 +201,7 @@ async def _preflight(
         watchdog=watchdog,
     )
     return Answer(
-        outcome=Outcome(kind=OutcomeKind.OK, reason="ok", status=resp.status),
+        outcome=_ok(resp.status),
         status=resp.status,
         headers=resp.headers,
         relay=relay,
