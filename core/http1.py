@@ -17,7 +17,7 @@ What it owns and its rules:
 - Response side: `response_head` is the server's framing policy (content-length or chunked,
   `server`, `connection: close`); it validates like h11 did and raises `InvalidResponse`
   rather than put a header-injected or mis-framed response on the wire. The small framing
-  helpers (`encode_headers`, `chunk`, `LAST_CHUNK`) are shared: they hold no server policy.
+  helpers (`chunk`, `LAST_CHUNK`) are shared: they hold no server policy.
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ __all__ = [
     "RequestParser",
     "ResponseHead",
     "chunk",
-    "encode_headers",
     "response_head",
     "status_line",
 ]
@@ -284,20 +283,6 @@ def status_line(status: int) -> bytes:
     return line
 
 
-def encode_headers(headers: Headers) -> bytes:
-    """`name: value\\r\\n` lines, validated (raises `InvalidResponse`); no blank line."""
-    for name, value in headers:
-        _check_header(name, value)
-    return b"".join([name + b": " + value + b"\r\n" for name, value in headers])
-
-
-def _check_header(name: bytes, value: bytes) -> None:
-    if not (isinstance(name, bytes) and isinstance(value, bytes)):
-        raise InvalidResponse(f"header name and value must be bytes: {name!r}")
-    if not (name in _GOOD_NAMES or _good_name(name)) or not good_field_value(value):
-        raise InvalidResponse(f"invalid header {name!r}")
-
-
 # Header names already checked: the same dozen names come with every response.
 _GOOD_NAMES: set[bytes] = set()
 _GOOD_NAMES_MAX = 4096
@@ -386,7 +371,7 @@ def _copy_headers(status: int, headers: Headers, *, stream: bool) -> _Copied:
     length: bytes | None = None
     connection: list[bytes] = []
     for name, value in headers:
-        # _check_header inlined (no call per header of every response)
+        # Checked here, not in a helper: no call per header of every response.
         if name not in _GOOD_NAMES and not _good_name(name):
             raise InvalidResponse(f"invalid header {name!r}")
         if type(value) is not bytes or value.strip(b" \t").translate(None, _FORBIDDEN) != value:

@@ -1000,4 +1000,13 @@ def test_response_head_frames_and_validates() -> None:
 )
 def test_field_values_are_checked_as_h11_grammar_says(value: bytes) -> None:
     h11_grammar = re.compile(rb"(?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?").fullmatch
-    assert good_field_value(value) == (h11_grammar(value) is not None)
+    good = h11_grammar(value) is not None
+    assert good_field_value(value) == good
+    try:  # and the check response_head makes inline, per header
+        response_head(
+            200, [(b"x-v", value)], body_length=0, head_only=False, http_10=False, close=False
+        )
+    except InvalidResponse:
+        assert not good
+    else:
+        assert good
