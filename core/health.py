@@ -88,11 +88,8 @@ class Breaker:
     def acquire(self, now: float) -> bool:
         """Admit a request now; in HALF_OPEN this claims the single probe slot."""
         if self._state is BreakerState.CLOSED:
-            return True  # the common case, without the call
-        state = self.state(now)
-        if state is BreakerState.CLOSED:
             return True
-        if state is BreakerState.OPEN or self._probe_in_flight:
+        if self.state(now) is BreakerState.OPEN or self._probe_in_flight:
             return False
         self._state = BreakerState.HALF_OPEN
         self._probe_in_flight = True
