@@ -12,6 +12,7 @@ Rules:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from urllib.parse import unquote
 
@@ -65,24 +66,16 @@ _FIXED: dict[str, tuple[Dialect, Operation]] = {
 _GEMINI_PREFIXES = ("/v1beta/models/", "/v1/models/")
 
 
-_routes: dict[str, Route | None] = {}
-_ROUTES_CACHED = 1024  # Gemini paths carry model names, which come from clients: bounded
-
-
 def match_route(method: str, path: str) -> Route | None:
     """The endpoint a POST request targets, or None when it is not one the proxy serves."""
     if method.upper() != "POST":
         return None
-    try:
-        return _routes[path]  # the same few paths come with every request
-    except KeyError:
-        pass
-    if len(_routes) >= _ROUTES_CACHED:
-        _routes.clear()
-    route = _routes[path] = _match_path(path)
-    return route
+    return _match_path(path)
 
 
+# The same few paths come with every request; Gemini paths carry model names, which come
+# from clients, so the memory is bounded (routes are immutable: shared safely).
+@functools.lru_cache(maxsize=1024)
 def _match_path(path: str) -> Route | None:
     if len(path) > 1 and path.endswith("/"):
         path = path[:-1]
