@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 
 from core.dialects import Dialect
 from core.dialects.base import (
-    TAIL_CAP,
     EventKind,
     Inbound,
     Operation,
@@ -32,6 +31,7 @@ from core.dialects.registry import (
     models_dialect,
     strip_auth_query,
 )
+from core.dialects.scan import TAIL_CAP
 from core.errors import BadRequest, NotFound
 from core.sse import SSEEvent, SSEParser
 

@@ -19,6 +19,7 @@ PURE = [
     "core/state.py",
     "core/snapshot.py",
     "core/dialects/base.py",
+    "core/dialects/scan.py",
     "core/dialects/anthropic.py",
     "core/dialects/openai_chat.py",
     "core/dialects/openai_responses.py",

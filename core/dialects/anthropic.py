@@ -19,12 +19,10 @@ from core.dialects.base import (
     EventKind,
     Inbound,
     Operation,
-    TailScanner,
     Usage,
     as_int,
     dumps,
     estimate_tokens,
-    find_json_object,
     loads_object,
     require_list,
     require_model,
@@ -34,6 +32,7 @@ from core.dialects.base import (
     try_loads_object,
     with_body_model,
 )
+from core.dialects.scan import TailScanner, find_json_object
 from core.sse import SSEEvent, encode_event
 
 ERROR_TYPES: dict[str, str] = {

@@ -24,13 +24,11 @@ from core.dialects.base import (
     EventKind,
     Inbound,
     Operation,
-    TailScanner,
     Usage,
     as_int,
     dig,
     dumps,
     estimate_tokens,
-    find_json_object,
     kind_status,
     loads_object,
     query_value,
@@ -38,6 +36,7 @@ from core.dialects.base import (
     strip_query_params,
     try_loads_object,
 )
+from core.dialects.scan import TailScanner, find_json_object
 from core.errors import BadRequest
 from core.sse import SSEEvent, SSEParser, encode_event
 

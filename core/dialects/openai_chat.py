@@ -20,13 +20,11 @@ from core.dialects.base import (
     EventKind,
     Inbound,
     Operation,
-    TailScanner,
     Usage,
     as_int,
     dig,
     dumps,
     estimate_tokens,
-    find_json_object,
     loads_object,
     require_list,
     require_model,
@@ -35,6 +33,7 @@ from core.dialects.base import (
     try_loads_object,
     with_body_model,
 )
+from core.dialects.scan import TailScanner, find_json_object
 from core.errors import NotFound
 from core.sse import SSEEvent, encode_event
 

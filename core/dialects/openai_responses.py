@@ -21,13 +21,11 @@ from core.dialects.base import (
     EventKind,
     Inbound,
     Operation,
-    TailScanner,
     Usage,
     as_int,
     dig,
     dumps,
     estimate_tokens,
-    find_json_object,
     loads_object,
     require_model,
     sse_event_name,
@@ -43,6 +41,7 @@ from core.dialects.openai_chat import (
     openai_error_reason,
     openai_models_body,
 )
+from core.dialects.scan import TailScanner, find_json_object
 from core.errors import BadRequest
 from core.sse import SSEEvent, encode_event
 
