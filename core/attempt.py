@@ -20,8 +20,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Literal
 
-import trio
-
 from core.config import UpstreamConfig
 from core.dialects.base import Usage
 from core.errors import TimeoutPhase, UpstreamError, UpstreamTimeout
@@ -245,7 +243,7 @@ class RelayStream:
         self._watchdog = watchdog
         self.idle = idle
         self.total_deadline = total_deadline
-        self.last_activity = trio.current_time()
+        self.last_activity = watchdog.now()
         self.on_done: Callable[[Outcome, Usage], None] | None = None
         self.outcome: Outcome | None = None
         if chunks is not None:
@@ -295,7 +293,7 @@ class RelayStream:
                 raise UpstreamTimeout(
                     f"upstream stream stalled ({phase} timeout)", phase=phase
                 ) from None
-            self.last_activity = trio.current_time()
+            self.last_activity = self._watchdog.now()
             return self._pipe.feed(chunk)
         except StopAsyncIteration:
             tail = self._pipe.close()
