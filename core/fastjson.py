@@ -30,7 +30,6 @@ import orjson
 __all__ = ["dumps", "dumps_str", "loads"]
 
 _OPTIONS = orjson.OPT_NON_STR_KEYS
-_fallback_dumps = json.JSONEncoder(separators=(",", ":")).encode  # built once: see dumps_str
 
 
 def loads(data: bytes | bytearray | str) -> Any:
@@ -45,7 +44,7 @@ def dumps(value: Any) -> bytes:
     try:
         return orjson.dumps(value, option=_OPTIONS)
     except TypeError:
-        return _fallback_dumps(value).encode()
+        return _stdlib_dumps(value, None).encode()
 
 
 def dumps_str(value: Any, *, default: Callable[[Any], Any] | None = None) -> str:
@@ -54,4 +53,9 @@ def dumps_str(value: Any, *, default: Callable[[Any], Any] | None = None) -> str
     try:
         return orjson.dumps(value, default=default, option=_OPTIONS).decode()
     except TypeError:
-        return json.dumps(value, separators=(",", ":"), default=default)
+        return _stdlib_dumps(value, default)
+
+
+def _stdlib_dumps(value: Any, default: Callable[[Any], Any] | None) -> str:
+    """What orjson cannot write, compact with ASCII escapes (rare: no speed needed)."""
+    return json.dumps(value, separators=(",", ":"), default=default)

@@ -46,8 +46,7 @@ class Proxy:
         self.engine = engine
         self.rng = rng or random.Random()
         self._freed = trio.Event()  # set when an upstream slot frees up (queue waiters)
-        # trio.current_time is three Python calls deep; Engine.run binds the run's clock
-        # itself here (one call), read several times per request.
+        # Read several times per request; Engine.run binds the run's clock itself here.
         self.now: Callable[[], float] = trio.current_time
 
     # ------------------------------------------------------------------ entry

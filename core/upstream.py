@@ -95,8 +95,7 @@ class UpstreamClient:
         self._opened = 0
         self._origins: dict[tuple[str, str], tuple[Origin, bytes]] = {}
         self._targets: dict[str, _Target] = {}  # parsing a URL costs more than the request
-        # The clock for idle times; Engine.run binds its run's clock here (one call instead
-        # of trio.current_time's three, twice per request).
+        # The clock for idle times, read twice per request; Engine.run binds its run's clock.
         self.now: Callable[[], float] = trio.current_time
 
     # -- public ------------------------------------------------------------------------------

@@ -32,8 +32,8 @@ class Watchdog:
         self._relays: set[Watched] = set()
         self._wake = trio.Event()
         self._asleep = False  # waiting for a first relay: `watch` must wake it
-        # The clock relays note their activity with, once per chunk: `run` binds its run's
-        # clock here (one call instead of trio.current_time's three).
+        # The clock relays note their activity with, once per chunk: Engine.run binds its
+        # run's clock here (one call instead of trio.current_time's three).
         self.now: Callable[[], float] = trio.current_time
 
     def watch(self, relay: Watched) -> None:
@@ -57,7 +57,6 @@ class Watchdog:
                 relay.stall("idle")
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        self.now = trio.lowlevel.current_clock().current_time
         task_status.started()
         empty_ticks = 0
         while True:
