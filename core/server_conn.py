@@ -23,7 +23,7 @@ import trio
 from core.http import Request, Response
 from core.http1 import CONTINUE, ParsedRequest, RequestParser
 from core.server_write import ERRORS, ResponseWriter
-from core.sockets import can_write_direct, receive, send_all
+from core.sockets import can_go_direct, receive, send_all
 
 if TYPE_CHECKING:
     from core.server import ServerLimits
@@ -120,7 +120,7 @@ class Connection:
         self.limits = limits = server.limits
         self.stream = stream
         self.client = _peer(stream)
-        self.direct = can_write_direct(stream)
+        self.direct = can_go_direct(stream)
         self.writer = ResponseWriter(self._send, self.client)
         self.parser = RequestParser(
             max_header_bytes=limits.max_header_bytes,

@@ -19,13 +19,14 @@ import os
 import trio
 
 
-def can_write_direct(stream: trio.abc.Stream) -> bool:
-    """A plain socket on POSIX (os.write on a Windows socket handle fails)."""
+def can_go_direct(stream: trio.abc.Stream) -> bool:
+    """A plain socket on POSIX: `send_all` and `receive` may use os.write and os.read on it
+    (they fail on a Windows socket handle)."""
     return isinstance(stream, trio.SocketStream) and os.name == "posix"
 
 
 async def send_all(stream: trio.abc.Stream, data: bytes, *, direct: bool) -> None:
-    """Send all of `data`; `direct` only if `can_write_direct(stream)`."""
+    """Send all of `data`; `direct` only if `can_go_direct(stream)`."""
     if direct:
         assert isinstance(stream, trio.SocketStream)
         await trio.lowlevel.checkpoint_if_cancelled()
@@ -44,7 +45,7 @@ async def send_all(stream: trio.abc.Stream, data: bytes, *, direct: bool) -> Non
 
 async def receive(stream: trio.abc.Stream, size: int, *, direct: bool) -> bytes | bytearray:
     """One read of up to `size` bytes (b"" at EOF), as `receive_some`; `direct` only if
-    `can_write_direct(stream)`. Errors are trio's: Closed/BrokenResourceError."""
+    `can_go_direct(stream)`. Errors are trio's: Closed/BrokenResourceError."""
     if not direct:
         return await stream.receive_some(size)
     assert isinstance(stream, trio.SocketStream)

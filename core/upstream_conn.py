@@ -30,7 +30,7 @@ from typing import Final, Literal, NamedTuple
 import httptools
 import trio
 
-from core.sockets import can_write_direct, receive, send_all
+from core.sockets import can_go_direct, receive, send_all
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -145,7 +145,7 @@ class Connection:
     def __init__(self, stream: trio.abc.Stream, origin: Origin) -> None:
         self.stream = stream
         self.origin = origin
-        self.direct = can_write_direct(stream)  # write straight to the socket
+        self.direct = can_go_direct(stream)  # write straight to the socket
         self.state = PoolState.ACTIVE
         self.idle_since = 0.0  # trio time it went back to the pool
         self.aborted = False  # closed from outside mid-exchange (a deadline): never retried

@@ -7,7 +7,7 @@ import pytest
 import trio
 import trio.testing
 
-from core.sockets import can_write_direct, receive
+from core.sockets import can_go_direct, receive
 
 
 async def _pair() -> tuple[trio.SocketStream, trio.SocketStream]:
@@ -22,7 +22,7 @@ async def _pair() -> tuple[trio.SocketStream, trio.SocketStream]:
 @pytest.mark.parametrize("direct", [True, False])
 async def test_reads_what_arrives_then_eof(direct: bool) -> None:
     client, server = await _pair()
-    assert can_write_direct(server)
+    assert can_go_direct(server)
     async with client, server:
         async with trio.open_nursery() as nursery:
             got: list[bytes] = []
