@@ -41,24 +41,22 @@ UPSTREAM_HEADER = b"x-ccx-upstream"
 _RESPONSE_DROP = HOP_BY_HOP | {b"content-length", b"alt-svc", REQUEST_ID_HEADER, UPSTREAM_HEADER}
 
 
-def _connection_tokens(headers: Headers) -> set[bytes]:
-    """Header names a `Connection` header lists: hop-by-hop for this message only."""
-    tokens: set[bytes] = set()
-    for name, value in headers:
-        if name == b"connection":
-            tokens.update(t.strip().lower() for t in value.split(b",") if t.strip())
-    return tokens
-
-
 def _filtered(headers: Headers, drop: frozenset[bytes]) -> Headers:
-    """`headers` (lowercase names, see the rules) minus `drop`, the names a Connection
-    header lists, and proxy-*. Runs per request on every header: no call per header."""
-    extra_drop = _connection_tokens(headers)
+    """`headers` (lowercase names, see the rules) minus `drop`, proxy-*, and the names a
+    `Connection` header lists. One pass over the headers (this runs twice per request on
+    every header); a second only when a Connection header named others."""
     kept: Headers = []
+    listed: list[bytes] | None = None  # the Connection headers' values
     for name, value in headers:
-        if name not in drop and name not in extra_drop and name[:6] != b"proxy-":
+        if name in drop or name[:6] == b"proxy-":
+            if name == b"connection":
+                listed = [value] if listed is None else [*listed, value]
+        else:
             kept.append((name, value))
-    return kept
+    if listed is None:
+        return kept
+    tokens = {t.strip().lower() for v in listed for t in v.split(b",")} - {b""}
+    return [h for h in kept if h[0] not in tokens]
 
 
 def _override(headers: Headers, extra: Headers) -> Headers:

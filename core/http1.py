@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Literal, NamedTuple
 
@@ -60,6 +59,10 @@ class InvalidResponse(ValueError):
     """The handler's response cannot be put on the wire as it is (nothing was sent)."""
 
 
+# Request headers the parser notes for itself (framing, the Host rule, 100-continue).
+_NOTED = frozenset((b"content-length", b"host", b"expect"))
+
+
 class _LimitExceeded(Exception):
     """Raised inside a parser callback to stop llhttp at once; carries the status."""
 
@@ -68,8 +71,10 @@ class _LimitExceeded(Exception):
         self.status = status
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ParsedRequest:
+class ParsedRequest(NamedTuple):
+    """A whole request off the wire (a tuple: built once per request, a frozen dataclass
+    costs a call per field)."""
+
     request: Request
     keep_alive: bool  # the client lets us serve another request on this connection
     http_10: bool  # an HTTP/1.0 client: no chunked framing for it
@@ -201,13 +206,15 @@ class RequestParser:
         name = name.lower()
         if value and (value[-1] == 32 or value[-1] == 9):  # llhttp keeps trailing OWS
             value = value.rstrip(b" \t")
+        self._headers.append((name, value))
+        if name not in _NOTED:  # most headers: one set lookup, not three comparisons
+            return
         if name == b"content-length":
             self._length = int(value)  # llhttp validated it
         elif name == b"host":
             self._hosts += 1
-        elif name == b"expect" and value.lower() == b"100-continue":
+        elif value.lower() == b"100-continue":  # expect
             self._expect = True
-        self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         self._in_head = False
@@ -364,6 +371,10 @@ class _Copied(NamedTuple):
     close: bool  # one of them says close
 
 
+# Response headers `_copy_headers` treats apart (transfer-encoding: dropped, framing is ours).
+_SPECIAL = frozenset((b"content-length", b"transfer-encoding", b"connection", b"server"))
+
+
 def _copy_headers(status: int, headers: Headers, *, stream: bool) -> _Copied:
     """Validate and encode the handler's headers, minus those whose values are ours."""
     lines = [status_line(status)]
@@ -377,23 +388,22 @@ def _copy_headers(status: int, headers: Headers, *, stream: bool) -> _Copied:
         if type(value) is not bytes or value.strip(b" \t").translate(None, _FORBIDDEN) != value:
             raise InvalidResponse(f"invalid header {name!r}")
         lower = name.lower()
-        if lower == b"content-length":
+        if lower not in _SPECIAL:  # most headers: one set lookup, not four comparisons
+            lines.append(name + b": " + value + b"\r\n")
+        elif lower == b"content-length":
             if stream:
                 continue
             if _DIGITS(value) is None or (length is not None and value != length):
                 raise InvalidResponse(f"invalid content-length {value!r}")
-            if length is not None:
-                continue  # the same value twice: send it once
-            length = value
-        elif lower == b"transfer-encoding":
-            continue
+            if length is None:  # the same value twice: send it once
+                length = value
+                lines.append(name + b": " + value + b"\r\n")
         elif lower == b"connection":
             close = close or _has_close(value)
             connection.append(name + b": " + value + b"\r\n")
-            continue
         elif lower == b"server":
             has_server = True
-        lines.append(name + b": " + value + b"\r\n")
+            lines.append(name + b": " + value + b"\r\n")
     if not has_server:
         lines.append(SERVER_HEADER)
     return _Copied(lines, length, connection, close)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.dialects.base import DialectSpec, Inbound, Usage
+from core.dialects.base import NO_USAGE, DialectSpec, Inbound, Usage
 
 # Ids need to be unique, not secret: a random prefix per process and a counter (cheaper
 # than a urandom call per request, which showed on the request path).
@@ -38,7 +38,7 @@ class Ctx:
     model_sent: str | None = None
     status: int = 0
     ttfb: float | None = None
-    usage: Usage = field(default_factory=Usage)
+    usage: Usage = NO_USAGE
     error: str | None = None
     logged: bool = False
     # A JSON answer's settling, run after its body went out (see Proxy._after_body).

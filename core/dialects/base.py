@@ -21,7 +21,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from core import fastjson
 from core.dialects import Dialect
@@ -34,9 +34,9 @@ class Operation(StrEnum):
     COUNT_TOKENS = "count_tokens"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Inbound:
-    """What the proxy learned from a client request."""
+class Inbound(NamedTuple):
+    """What the proxy learned from a client request (a tuple: built once per request, a
+    frozen dataclass costs a call per field)."""
 
     dialect: Dialect
     operation: Operation
@@ -60,6 +60,9 @@ class Usage:
     output_tokens: int | None = None
     cache_read_tokens: int | None = None
     cache_write_tokens: int | None = None
+
+
+NO_USAGE = Usage()  # immutable: the one "nothing reported" value, shared
 
 
 class EventKind(StrEnum):
