@@ -26,7 +26,7 @@ import trio
 from core import codec, settle
 from core.attempt import Answer, Failure, Outgoing, RelayStream, attempt
 from core.dialects.base import DialectSpec, Operation, Usage
-from core.dialects.registry import SPECS, client_key, match_route
+from core.dialects.registry import SPECS, Route, client_key
 from core.errors import AuthError, CcxError, NoCapacity, NotFound, RequestError
 from core.failover import GiveUp, Outcome, OutcomeKind, plan_next
 from core.headers import client_response_headers
@@ -50,11 +50,8 @@ class Proxy:
         self.now: Callable[[], float] = trio.current_time
 
     # ------------------------------------------------------------------ entry
-    async def handle_api(self, request: Request) -> Response | None:
-        """Serve an LLM API request, or None if the path is not an API endpoint."""
-        route = match_route(request.method, request.path)
-        if route is None:
-            return None
+    async def handle_api(self, route: Route, request: Request) -> Response:
+        """Serve an LLM API request (`route`: what `match_route` found for its path)."""
         spec = SPECS[route.dialect]
         request_id = new_request_id()
         try:

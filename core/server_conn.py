@@ -293,21 +293,18 @@ class Connection:
 
     async def _respond(self, parsed: ParsedRequest) -> bool:
         """Run the handler and send its response (the reader cancels both if the client
-        goes away). True when the connection may serve another request."""
+        goes away). True when the connection may serve another request. One function, not
+        two: every await level is passed twice on each wakeup of the handler's waits."""
         if self.eof:
             return False  # the client left before we even started
-        keep = await self._handle(parsed)
-        return keep and parsed.keep_alive and not self.eof and not self.server.draining
-
-    async def _handle(self, parsed: ParsedRequest) -> bool:
         request = parsed.request
-        head_only = request.method == "HEAD"
         try:
             response = await self.server.handler(request)
         except Exception:
             log.exception(
                 "handler failed: %s %s from %s", request.method, request.path, request.client
             )
-            await self.writer.internal_error(head_only)
+            await self.writer.internal_error(request.method == "HEAD")
             return False
-        return await self.writer.write(parsed, response, draining=self.server.draining)
+        keep = await self.writer.write(parsed, response, draining=self.server.draining)
+        return keep and parsed.keep_alive and not self.eof and not self.server.draining
