@@ -248,17 +248,26 @@ def start_proxy(workdir: Path, cores: frozenset[int] | None, config_text: str, p
     config.parent.mkdir(exist_ok=True)
     config.write_text(config_text, encoding="utf-8")
     argv = [sys.executable, "-m", "ccx_tray", "--headless", "--config", str(config)]
-    proc, err = _spawn(name, argv, workdir, cores, stdout=subprocess.DEVNULL)
+    return start_listening(name, argv, workdir, cores, port, timeout=timeout)
+
+
+def start_listening(name: str, argv: list[str], workdir: Path, cores: frozenset[int] | None,
+                    port: int, *, timeout: float) -> Child:  # fmt: skip
+    """Start a child that prints nothing when ready; wait until it accepts TCP on `port`."""
+    try:
+        proc, err = _spawn(name, argv, workdir, cores, stdout=subprocess.DEVNULL)
+    except OSError as exc:  # no such binary, not executable
+        raise StartError(f"the {name} could not start: {exc}") from exc
     child = Child(name, proc, port, err)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not child.alive():
-            raise StartError(f"the proxy exited with {proc.returncode}:\n{child.stderr_tail()}")
+            raise StartError(f"the {name} exited with {proc.returncode}:\n{child.stderr_tail()}")
         with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=0.5):
             return child
         time.sleep(0.05)  # polling a child's readiness, bounded by the deadline
     child.stop()
-    raise StartError(f"the proxy did not listen on {HOST}:{port} within {timeout:.0f} s")
+    raise StartError(f"the {name} did not listen on {HOST}:{port} within {timeout:.0f} s")
 
 
 @contextlib.contextmanager

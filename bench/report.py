@@ -17,17 +17,31 @@ Rules:
 from __future__ import annotations
 
 import math
-import statistics
 from collections import Counter
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from bench.cells import (
+    at_least,
+    at_most,
+    cpu_versus,
+    div,
+    mb,
+    median,
+    ms,
+    num,
+    plus,
+    present,
+    spread,
+    sub,
+    times,
+    us,
+    verdict,
+)
 
 if TYPE_CHECKING:
     from bench.procs import Cores
     from bench.run import Phase, Suite
-
-Check = Callable[[float], bool]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -46,6 +60,8 @@ class Report:
     same: Suite
     floor: Suite
     cross: Suite
+    nginx: Suite  # the issue's reference relay; no phases when nginx is not installed
+    nginx_version: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,16 +77,6 @@ class Row:
 
 
 # ---------------------------------------------------------------- numbers
-
-
-def median(values: Iterable[float | None]) -> float | None:
-    """The median of the values that exist; None when none does."""
-    present = [v for v in values if v is not None and not math.isnan(v)]
-    return statistics.median(present) if present else None
-
-
-def _present(values: Iterable[float | None]) -> list[float]:
-    return [v for v in values if v is not None and not math.isnan(v)]
 
 
 def _rounds(suite: Suite, name: str) -> list[Phase]:
@@ -96,7 +102,7 @@ def _q_added(
             return None
         return p.result.first_event(q) if first else p.result.latency(q)
 
-    return median(_sub(value(a), value(b)) for a, b in zip(phases, baseline, strict=False))
+    return median(sub(value(a), value(b)) for a, b in zip(phases, baseline, strict=False))
 
 
 def _rps(phases: list[Phase]) -> float | None:
@@ -105,19 +111,11 @@ def _rps(phases: list[Phase]) -> float | None:
 
 def _tail_ratio(phases: list[Phase]) -> float | None:
     """p99/p50 per round, median over rounds."""
-    return median(_div(p.result.latency(99), p.result.latency(50)) for p in _done(phases))
+    return median(div(p.result.latency(99), p.result.latency(50)) for p in _done(phases))
 
 
 def _cpu_values(phases: list[Phase]) -> list[float]:
-    return _present(p.cpu_per_request() for p in phases)
-
-
-def _sub(a: float | None, b: float | None) -> float | None:
-    return None if a is None or b is None else a - b
-
-
-def _div(a: float | None, b: float | None) -> float | None:
-    return None if a is None or b is None or b == 0 else a / b
+    return present(p.cpu_per_request() for p in phases)
 
 
 def per_event_values(suite: Suite, open_events: int) -> list[float]:
@@ -142,7 +140,7 @@ def unpaced_event_cpu(suite: Suite, events: int) -> float | None:
     (CPU per 64-client stream - CPU per 64-client request) / events, from the medians."""
     stream = median(_cpu_values(_rounds(suite, "many_stream")))
     plain = median(_cpu_values(_rounds(suite, "many")))
-    extra = _sub(stream, plain)
+    extra = sub(stream, plain)
     return None if extra is None else max(0.0, extra) / events
 
 
@@ -152,64 +150,6 @@ def per_event_cpu(r: Report) -> float | None:
 
 
 # ---------------------------------------------------------------- cells
-
-
-def _ms(seconds: float | None) -> str:
-    return "n/a" if seconds is None or math.isnan(seconds) else f"{seconds * 1000:.3f} ms"
-
-
-def _us(seconds: float | None) -> str:
-    return "n/a" if seconds is None or math.isnan(seconds) else f"{seconds * 1e6:.1f} us"
-
-
-def _plus(text: str, value: float | None) -> str:
-    return ("+" if value is not None and value >= 0 else "") + text
-
-
-def _num(v: float | None) -> str:
-    return "n/a" if v is None else f"{v:,.0f}"
-
-
-def _x(v: float | None) -> str:
-    return "n/a" if v is None else f"{v:.2f}"
-
-
-def _mb(v: float | None) -> str:
-    return "n/a" if v is None else f"{v:.1f} MB"
-
-
-def _spread(values: list[float], unit: Callable[[float | None], str]) -> str:
-    """`median [min-max]` over rounds (just the value with one round)."""
-    mid = median(values)
-    if len(values) < 2:
-        return unit(mid)
-    lo, hi = unit(min(values)).split()[0], unit(max(values)).split()[0]
-    return f"{unit(mid)} [{lo}-{hi}]"
-
-
-def _cpu_versus(proxy: float | None, floor: float | None,
-                unit: Callable[[float | None], str]) -> str:  # fmt: skip
-    ratio = _div(proxy, floor)
-    if ratio is None:
-        return "n/a"
-    added = _sub(proxy, floor)
-    return f"{ratio:.2f} x ({_plus(unit(added), added)})"
-
-
-def _verdict(value: float | None, check: Check | None) -> str:
-    if check is None:
-        return ""
-    if value is None or math.isnan(value):
-        return "n/a"
-    return "ok" if check(value) else "**miss**"
-
-
-def _at_most(limit: float) -> Check:
-    return lambda v: v <= limit
-
-
-def _at_least(floor: float) -> Check:
-    return lambda v: v >= floor
 
 
 def _failures(phases: list[Phase], who: str = "") -> str:
@@ -248,13 +188,13 @@ def latency_rows(r: Report) -> list[Row]:
         rows.append(
             Row(
                 figure=label + _both_failures(r, name),
-                direct=_ms(d),
-                floor=_ms(f),
-                proxy=_ms(p),
-                versus=_plus(_ms(added), added),
-                vs_floor=_plus(_ms(beyond), beyond),
+                direct=ms(d),
+                floor=ms(f),
+                proxy=ms(p),
+                versus=plus(ms(added), added),
+                vs_floor=plus(ms(beyond), beyond),
                 target=f"added <= {limit * 1000:g} ms",
-                verdict=_verdict(added, _at_most(limit)),
+                verdict=verdict(added, at_most(limit)),
             )
         )
     return rows
@@ -267,25 +207,25 @@ def throughput_rows(r: Report) -> list[Row]:
         (f"req/s, 64 clients, stream ({r.events_per_stream} events)", "many_stream", 1500),
     ):
         d, f, p = (_rps(_rounds(s, name)) for s in (r.direct, r.floor, r.same))
-        ratio, vs_floor = _div(p, d), _div(p, f)
+        ratio, vs_floor = div(p, d), div(p, f)
         rows.append(
             Row(
                 figure=label + _both_failures(r, name),
-                direct=_num(d),
-                floor=_num(f),
-                proxy=_num(p),
+                direct=num(d),
+                floor=num(f),
+                proxy=num(p),
                 versus="n/a" if ratio is None else f"{ratio:.2f} x",
                 vs_floor="n/a" if vs_floor is None else f"{vs_floor:.2f} x",
                 target=f">= {minimum:,}",
-                verdict=_verdict(p, _at_least(minimum)),
+                verdict=verdict(p, at_least(minimum)),
             )
         )
     for label, name in (("p99/p50, 64 clients, non-stream", "many"),
                         ("p99/p50, 64 clients, stream", "many_stream")):  # fmt: skip
         d, f, p = (_tail_ratio(_rounds(s, name)) for s in (r.direct, r.floor, r.same))
         rows.append(
-            Row(figure=label, direct=_x(d), floor=_x(f), proxy=_x(p), target="<= 3",
-                verdict=_verdict(p, _at_most(3.0)))
+            Row(figure=label, direct=times(d), floor=times(f), proxy=times(p), target="<= 3",
+                verdict=verdict(p, at_most(3.0)))
         )  # fmt: skip
     return rows
 
@@ -301,22 +241,22 @@ def cpu_rows(r: Report) -> list[Row]:
         rows.append(
             Row(
                 figure=label,
-                floor=_spread(fv, _ms),
-                proxy=_spread(pv, _ms),
-                vs_floor=_cpu_versus(p, median(fv), _ms),
+                floor=spread(fv, ms),
+                proxy=spread(pv, ms),
+                vs_floor=cpu_versus(p, median(fv), ms),
                 target="" if limit is None else f"<= {limit * 1000:g} ms",
-                verdict=_verdict(p, None if limit is None else _at_most(limit)),
+                verdict=verdict(p, None if limit is None else at_most(limit)),
             )
         )
     unpaced, unpaced_floor = (unpaced_event_cpu(s, r.events_per_stream) for s in (r.same, r.floor))
     rows.append(
         Row(
             figure=f"CPU per relayed event (reference: unpaced, {r.events_per_stream} events)",
-            floor=_us(unpaced_floor),
-            proxy=_us(unpaced),
-            vs_floor=_cpu_versus(unpaced, unpaced_floor, _us),
+            floor=us(unpaced_floor),
+            proxy=us(unpaced),
+            vs_floor=cpu_versus(unpaced, unpaced_floor, us),
             target="<= 20 us",
-            verdict=_verdict(unpaced, _at_most(20e-6)),
+            verdict=verdict(unpaced, at_most(20e-6)),
         )
     )
     pe, fe = per_event_values(r.same, r.open_events), per_event_values(r.floor, r.open_events)
@@ -324,24 +264,24 @@ def cpu_rows(r: Report) -> list[Row]:
     rows.append(
         Row(
             figure=f"CPU per relayed event (paced streams, {r.open_events} events)",
-            floor=_spread(fe, _us),
-            proxy=_spread(pe, _us),
-            vs_floor=_cpu_versus(event, median(fe), _us),
+            floor=spread(fe, us),
+            proxy=spread(pe, us),
+            vs_floor=cpu_versus(event, median(fe), us),
             target="above the floor <= 20 us",
-            verdict=_verdict(_sub(event, median(fe)), _at_most(20e-6)),
+            verdict=verdict(sub(event, median(fe)), at_most(20e-6)),
         )
     )
     cross = _rounds(r.cross, "many_stream")
     cv = _cpu_values(cross)
-    ratio = _div(median(cv), median(_cpu_values(_rounds(r.same, "many_stream"))))
+    ratio = div(median(cv), median(_cpu_values(_rounds(r.same, "many_stream"))))
     rows.append(
         Row(
             figure="cross-dialect stream CPU (Anthropic client, OpenAI upstream)"
             + _failures(cross),
-            proxy=_spread(cv, _ms),
+            proxy=spread(cv, ms),
             versus="n/a" if ratio is None else f"{ratio:.2f} x same-dialect",
             target="<= 2 x",
-            verdict=_verdict(ratio, _at_most(2.0)),
+            verdict=verdict(ratio, at_most(2.0)),
         )
     )
     return rows
@@ -358,7 +298,7 @@ def _open_summary(phases: list[Phase], r: Report) -> str:
 
 
 def _peak(phases: list[Phase]) -> float | None:
-    peaks = _present(p.rss_peak for p in phases)
+    peaks = present(p.rss_peak for p in phases)
     return max(peaks) if peaks else None
 
 
@@ -366,17 +306,17 @@ def memory_rows(r: Report) -> list[Row]:
     op, fop = _rounds(r.same, "open"), _rounds(r.floor, "open")
     peak, fpeak = _peak(op), _peak(fop)
     all_done = bool(op) and not any(p.result.failed for p in op)
-    idle_added, peak_added = _sub(r.same.rss_idle, r.floor.rss_idle), _sub(peak, fpeak)
+    idle_added, peak_added = sub(r.same.rss_idle, r.floor.rss_idle), sub(peak, fpeak)
     rows = [
-        Row(figure="RSS idle (after start)", floor=_mb(r.floor.rss_idle),
-            proxy=_mb(r.same.rss_idle), versus=f"after warm-up {_mb(r.same.rss_warm)}",
-            vs_floor=_plus(_mb(idle_added), idle_added), target="<= 50 MB",
-            verdict=_verdict(r.same.rss_idle, _at_most(50))),
+        Row(figure="RSS idle (after start)", floor=mb(r.floor.rss_idle),
+            proxy=mb(r.same.rss_idle), versus=f"after warm-up {mb(r.same.rss_warm)}",
+            vs_floor=plus(mb(idle_added), idle_added), target="<= 50 MB",
+            verdict=verdict(r.same.rss_idle, at_most(50))),
         Row(figure=f"RSS peak, held-open streams (max of {len(op)} rounds)"
             + _both_failures(r, "open"),
-            floor=_mb(fpeak), proxy=_mb(peak), versus=_open_summary(op, r),
-            vs_floor=_plus(_mb(peak_added), peak_added), target="<= 80 MB at 500",
-            verdict=_verdict(peak if all_done else None, _at_most(80))),
+            floor=mb(fpeak), proxy=mb(peak), versus=_open_summary(op, r),
+            vs_floor=plus(mb(peak_added), peak_added), target="<= 80 MB at 500",
+            verdict=verdict(peak if all_done else None, at_most(80))),
     ]  # fmt: skip
     for soak in _rounds(r.same, "soak"):
         if soak.rss_before is None or soak.rss_after is None:
@@ -385,9 +325,9 @@ def memory_rows(r: Report) -> list[Row]:
         rows.append(
             Row(figure=f"proxy RSS over {soak.result.completed:,} requests"
                 + _failures([soak]),
-                proxy=f"{_mb(soak.rss_before)} -> {_mb(soak.rss_after)}",
+                proxy=f"{mb(soak.rss_before)} -> {mb(soak.rss_after)}",
                 versus=f"{growth:+.1f} MB", target="flat (<= +5 MB)",
-                verdict=_verdict(growth, _at_most(5.0)))
+                verdict=verdict(growth, at_most(5.0)))
         )  # fmt: skip
     for slow in _rounds(r.same, "slow"):
         total = slow.result.completed + slow.result.failed
@@ -398,9 +338,51 @@ def memory_rows(r: Report) -> list[Row]:
                 proxy=f"{slow.result.completed:,} completed",
                 versus=f"slowest {worst:.2f} s (ideal {ideal:.2f} s)",
                 target="all complete",
-                verdict=_verdict(float(slow.result.failed), lambda v: v == 0))
+                verdict=verdict(float(slow.result.failed), lambda v: v == 0))
         )  # fmt: skip
     return rows
+
+
+def reference_lines(r: Report) -> list[str]:
+    """nginx beside direct and the proxy, same rounds: the issue's floor on this machine."""
+    if not any(r.nginx.phases.values()):
+        return []
+    nx, same, direct = r.nginx, r.same, r.direct
+    rows = []
+    for label, name, q, first in (
+        ("latency p50, 1 client, non-stream", "single", 50, False),
+        ("latency p99, 1 client, non-stream", "single", 99, False),
+        ("first event p50, 1 client, stream", "single_stream", 50, True),
+    ):
+        n_ph, p_ph, d_ph = (_rounds(s, name) for s in (nx, same, direct))
+        added, beyond = _q_added(n_ph, d_ph, q, first=first), _q_added(p_ph, n_ph, q, first=first)
+        cells = [ms(_q(phases, q, first=first)) for phases in (d_ph, n_ph, p_ph)]
+        label += _failures(n_ph, "nginx: ")
+        rows.append((label, *cells, plus(ms(added), added), plus(ms(beyond), beyond)))
+    for label, name in (("req/s, 64 clients, non-stream", "many"),
+                        ("req/s, 64 clients, stream", "many_stream")):  # fmt: skip
+        d, n, p = (_rps(_rounds(s, name)) for s in (direct, nx, same))
+        n_ratio, p_ratio = div(n, d), div(p, n)
+        rows.append((label + _failures(_rounds(nx, name), "nginx: "), num(d), num(n), num(p),
+                     "n/a" if n_ratio is None else f"{n_ratio:.2f} x",
+                     "n/a" if p_ratio is None else f"{p_ratio:.2f} x"))  # fmt: skip
+    for label, name in (("CPU per request, non-stream", "many"),
+                        ("CPU per stream, unpaced", "many_stream")):  # fmt: skip
+        nv, pv = _cpu_values(_rounds(nx, name)), _cpu_values(_rounds(same, name))
+        rows.append((label, "", spread(nv, ms), spread(pv, ms), "",
+                     cpu_versus(median(pv), median(nv), ms)))  # fmt: skip
+    rows.append(("RSS idle (after start)", "", mb(nx.rss_idle), mb(same.rss_idle), "", ""))
+    return [
+        "",
+        f"Reference relay: {r.nginx_version or 'nginx'}, the floor of the issue's reference "
+        "table (+0.05 ms added p50, 0.8 x direct req/s, 0.02-0.04 ms CPU per request on its "
+        "machine), as one process on the proxy's core with a keep-alive upstream pool and no "
+        "buffering, in the same rounds:",
+        "",
+        "| figure | direct | nginx | proxy | nginx vs direct | proxy vs nginx |",
+        "|---|---|---|---|---|---|",
+        *("| " + " | ".join(row) + " |" for row in rows),
+    ]
 
 
 # ---------------------------------------------------------------- the page
@@ -415,7 +397,7 @@ def harness_lines(r: Report) -> list[str]:
                 continue
             share = median(p.result.cpu_share for p in done) or 0.0
             line = (
-                f"- {who}, 64 clients, {label}: {_num(_rps(done))} req/s; "
+                f"- {who}, 64 clients, {label}: {num(_rps(done))} req/s; "
                 f"load generator CPU share {share:.2f}"
             )
             fake = median(p.fake_cpu / p.result.completed for p in done)
@@ -423,8 +405,8 @@ def harness_lines(r: Report) -> list[str]:
             lines.append(line)
     lines += _core_lines(r)
     pin = (
-        f"proxy, floor and cross-dialect proxy on CPU {sorted(r.cores.proxy)}, fake upstream "
-        f"+ load generator on CPU {sorted(r.cores.harness)}"
+        f"proxy, floor, cross-dialect proxy and nginx on CPU {sorted(r.cores.proxy)}, fake "
+        f"upstream + load generator on CPU {sorted(r.cores.harness)}"
         if r.cores.proxy and r.cores.harness
         else "not pinned (one CPU)"
     )
@@ -436,7 +418,7 @@ def _core_lines(r: Report) -> list[str]:
     """How busy the measured core and the harness cores were while each target ran (noise)."""
     lines = []
     suites = (("direct", r.direct), ("proxy", r.same), ("floor", r.floor),
-              ("cross-dialect proxy", r.cross))  # fmt: skip
+              ("cross-dialect proxy", r.cross), ("nginx", r.nginx))  # fmt: skip
     for who, suite in suites:
         phases = [p for rounds in suite.phases.values() for p in rounds]
         parts = []
@@ -476,9 +458,11 @@ def render(r: Report) -> str:
     ]
     out += [f"| {w.figure} | {w.direct} | {w.floor} | {w.proxy} | {w.versus} | {w.vs_floor} "
             f"| {w.target} | {w.verdict} |" for w in rows]  # fmt: skip
+    out += reference_lines(r)
     out += ["", "Harness headroom:", *harness_lines(r)]
-    for label, suite in (("proxy", r.same), ("floor relay", r.floor),
-                         ("cross-dialect proxy", r.cross)):  # fmt: skip
+    suites = (("proxy", r.same), ("floor relay", r.floor), ("cross-dialect proxy", r.cross),
+              ("nginx reference", r.nginx))  # fmt: skip
+    for label, suite in suites:
         if suite.error:
             out += [
                 "",

@@ -1,13 +1,13 @@
 """One command: direct vs the floor relay vs the proxy, in the same invocation, as a table.
 
 Owns: `python -m bench.run [--quick] [--rounds N]`: start the fake upstream, the proxy (a
-generated config in a temp dir), the floor relay (bench/floor.py) and the cross-dialect
-proxy; run every measured phase against each of them, N rounds; then the proxy-only
-phases (soak, slow streams); print the markdown table (also written to
-bench/results/<date>.md).
+generated config in a temp dir), the floor relay (bench/floor.py), the cross-dialect
+proxy and, when installed, nginx as the issue's reference relay (bench/nginx.py); run
+every measured phase against each of them, N rounds; then the proxy-only phases (soak,
+slow streams); print the markdown table (also written to bench/results/<date>.md).
 
 Rules:
-- The proxy, the floor and the cross-dialect proxy are pinned to the same core (each
+- The proxy, the floor, the cross-dialect proxy and nginx are pinned to the same core (each
   idle while another is measured); the fake upstream + load generator to the others, so
   "on one core" holds and the harness never steals the measured process's CPU. CPU and
   RSS come from /proc.
@@ -36,6 +36,7 @@ import trio
 
 from bench import procs
 from bench.loadgen import LoadResult, LoadSpec, run_load
+from bench.nginx import find_nginx, start_nginx, version
 from bench.payloads import Kind, build_request, stream_script
 from bench.report import Report, render
 
@@ -75,16 +76,17 @@ class Target(StrEnum):
     PROXY = "proxy"  # load generator -> proxy -> fake upstream (Anthropic both sides)
     FLOOR = "floor"  # load generator -> bench/floor.py (bytes only) -> fake upstream
     CROSS = "cross"  # Anthropic client -> proxy -> OpenAI upstream (the proxy translates)
+    NGINX = "nginx"  # load generator -> nginx (the issue's floor, if installed) -> fake upstream
 
 
-D, P, F, C = Target.DIRECT, Target.PROXY, Target.FLOOR, Target.CROSS
+D, P, F, C, N = Target.DIRECT, Target.PROXY, Target.FLOOR, Target.CROSS, Target.NGINX
 # The repeated phases, in the order a round runs them, and which targets run each (in
 # round-0 order; odd rounds reverse it).
 ROUND_PHASES: tuple[tuple[str, tuple[Target, ...]], ...] = (
-    ("single", (D, P, F)),
-    ("single_stream", (D, P, F)),
-    ("many", (D, P, F)),
-    ("many_stream", (D, P, F, C)),
+    ("single", (D, P, F, N)),
+    ("single_stream", (D, P, F, N)),
+    ("many", (D, P, F, N)),
+    ("many_stream", (D, P, F, C, N)),
     ("open", (P, F)),
 )
 
@@ -290,7 +292,7 @@ def machine() -> str:
 
 
 def _targets(b: Bench, wd: Path, cores: procs.Cores, stack: contextlib.ExitStack) -> None:
-    """Start the proxy, the floor and the cross-dialect proxy, all pinned like the proxy."""
+    """Start the proxy, the floor, the cross-dialect proxy and nginx, all pinned like the proxy."""
     fake = f"http://{procs.HOST}:{b.fake.port}"
     pin = cores.proxy
 
@@ -303,6 +305,7 @@ def _targets(b: Bench, wd: Path, cores: procs.Cores, stack: contextlib.ExitStack
     b.start(Target.PROXY, proxy("proxy", "anthropic", fake), stack)
     b.start(Target.FLOOR, lambda: procs.start_floor(wd, pin, b.fake.port), stack)
     b.start(Target.CROSS, proxy("proxy-cross", "openai", f"{fake}/v1"), stack)
+    b.start(Target.NGINX, lambda: start_nginx(wd, pin, b.fake.port), stack)
 
 
 def bench(profile: Profile) -> str:
@@ -334,6 +337,8 @@ def bench(profile: Profile) -> str:
         same=b.suites[Target.PROXY],
         floor=b.suites[Target.FLOOR],
         cross=b.suites[Target.CROSS],
+        nginx=b.suites[Target.NGINX],
+        nginx_version=version(binary) if (binary := find_nginx()) else "",
     )
     return render(report)
 

@@ -8,9 +8,11 @@ on made-up rounds.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,9 +22,17 @@ import trio
 from bench.fake_upstream import Counters, Fault, FaultKind, Settings, make_listener, serve
 from bench.floor import serve_floor
 from bench.loadgen import LoadResult, LoadSpec, run_load
+from bench.nginx import nginx_config, start_nginx
 from bench.payloads import Kind, build_request, request_body, request_path
-from bench.procs import Cores
-from bench.report import Report, cpu_rows, per_event_values, render, unpaced_event_cpu
+from bench.procs import Cores, StartError
+from bench.report import (
+    Report,
+    cpu_rows,
+    per_event_values,
+    reference_lines,
+    render,
+    unpaced_event_cpu,
+)
 from bench.run import Phase, Suite
 from core.sse import SSEEvent, SSEParser
 
@@ -228,7 +238,7 @@ def _report(same: Suite, floor: Suite) -> Report:
         cores=Cores(proxy=frozenset({0}), harness=frozenset({1})), events_per_stream=56,
         open_events=26, open_deltas=20, slow_deltas=0, slow_delay=0.1,
         direct=Suite(phases={"many": [_phase(100, None)] * 3}), same=same, floor=floor,
-        cross=Suite(),
+        cross=Suite(), nginx=Suite(),
     )  # fmt: skip
 
 
@@ -264,3 +274,50 @@ def test_the_reference_per_event_cost_is_a_stream_beyond_a_plain_request() -> No
     assert unpaced_event_cpu(same, 56) == pytest.approx(5e-6)
     row = next(w for w in cpu_rows(_report(same, floor)) if "reference" in w.figure)
     assert (row.proxy, row.floor, row.verdict) == ("5.0 us", "0.5 us", "ok")
+
+
+def test_the_nginx_reference_is_paired_with_direct_and_set_against_the_proxy() -> None:
+    # Per round (direct, nginx, proxy) p50: (0.20, 0.40, 0.60), (0.30, 0.45, 0.75), (0.25, 0.50, 0.70)
+    rounds = [(0.20, 0.40, 0.60), (0.30, 0.45, 0.75), (0.25, 0.50, 0.70)]
+    direct, nx, same = ([_phase(10, None, r[i] / 1000) for r in rounds] for i in range(3))
+    report = dataclasses.replace(
+        _report(Suite(phases={"single": same}), Suite()),
+        direct=Suite(phases={"single": direct}),
+        nginx=Suite(phases={"single": nx}, rss_idle=3.0),
+        nginx_version="nginx/1.22.1",
+    )
+    lines = reference_lines(report)
+    assert "nginx/1.22.1" in lines[1]
+    p50 = next(line for line in lines if line.startswith("| latency p50"))
+    # medians 0.25 / 0.45 / 0.70; nginx - direct per round 0.20, 0.15, 0.25; proxy - nginx
+    # per round 0.20, 0.30, 0.20
+    assert p50 == (
+        "| latency p50, 1 client, non-stream | 0.250 ms | 0.450 ms | 0.700 ms "
+        "| +0.200 ms | +0.200 ms |"
+    )
+    assert "| RSS idle (after start) |  | 3.0 MB | n/a |  |  |" in lines
+    assert "Reference relay" in render(report)
+
+
+def test_without_nginx_the_reference_is_left_out_and_the_reason_shown() -> None:
+    report = _report(Suite(), Suite())
+    assert reference_lines(report) == []
+    missing = dataclasses.replace(report, nginx=Suite(error="no nginx binary on PATH"))
+    rendered = render(missing)
+    assert "Reference relay" not in rendered
+    assert "The nginx reference: not measured" in rendered
+    assert "no nginx binary on PATH" in rendered
+
+
+def test_starting_nginx_from_a_missing_binary_is_a_start_error(tmp_path: Path) -> None:
+    with pytest.raises(StartError, match="could not start"):
+        start_nginx(tmp_path, None, 9, binary=str(tmp_path / "no-such-nginx"))
+
+
+def test_the_nginx_config_is_a_keep_alive_unbuffered_proxy_on_loopback(tmp_path: Path) -> None:
+    text = nginx_config(8123, 9100, tmp_path)
+    assert "listen 127.0.0.1:8123;" in text
+    assert "server 127.0.0.1:9100; keepalive" in text
+    assert "proxy_http_version 1.1;" in text and 'proxy_set_header Connection "";' in text
+    assert "proxy_buffering off;" in text and "master_process off;" in text
+    assert str(tmp_path) in text  # pid, logs and temp files stay in the bench's folder
