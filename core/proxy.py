@@ -80,15 +80,11 @@ class Proxy:
             self._log(ctx)
             raise
         ctx.status = response.status
-        if response.stream is None:  # a stream logs when it ends (RelayStream.on_done)
-            response.after = partial(self._after_body, ctx)
+        # A stream logs when it ends (RelayStream.on_done); an upstream's JSON answer comes
+        # with its settling as `after` (see _respond); any other answer is only logged.
+        if response.stream is None and response.after is None:
+            response.after = partial(self._log, ctx)
         return response
-
-    def _after_body(self, ctx: Ctx) -> None:
-        """Once the body went out: the accounting the client need not wait for."""
-        if ctx.account is not None:
-            ctx.account()
-        self._log(ctx)
 
     def _check_access(self, request: Request) -> None:
         keys = self.engine.runtime.config.access_keys
@@ -267,14 +263,12 @@ class Proxy:
             client_response_headers(answer.headers, request_id=ctx.request_id, upstream=state.name)
         )
         if answer.relay is None:
-
-            def account() -> None:
-                ctx.usage = usage = plan.usage(answer.status, answer.body)
-                self._settle(runtime, state, answer.outcome, usage, estimate, key)
-
-            ctx.account = account
+            # Settled and logged once the body went out. A partial held by the response,
+            # not a closure kept on ctx: that made a reference cycle per request, which
+            # only the cyclic GC freed, in pauses of ~0.3 ms every ~40 requests.
+            after = partial(self._after_answer, ctx, runtime, state, answer, plan, estimate, key)
             body = plan.response_body(answer.status, answer.body)
-            return Response(status=answer.status, headers=headers, body=body)
+            return Response(status=answer.status, headers=headers, body=body, after=after)
         relay: RelayStream = answer.relay
 
         def on_done(outcome: Outcome, usage: Usage) -> None:
@@ -293,6 +287,21 @@ class Proxy:
         )
 
     # ------------------------------------------------------------------ accounting
+    def _after_answer(
+        self,
+        ctx: Ctx,
+        runtime: Runtime,
+        state: UpstreamState,
+        answer: Answer,
+        plan: codec.Plan,
+        estimate: float,
+        key: object,
+    ) -> None:
+        """Once a JSON answer went out: the accounting the client need not wait for."""
+        ctx.usage = usage = plan.usage(answer.status, answer.body)
+        self._settle(runtime, state, answer.outcome, usage, estimate, key)
+        self._log(ctx)
+
     def _settle(
         self,
         runtime: Runtime,

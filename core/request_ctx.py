@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,8 +40,6 @@ class Ctx:
     usage: Usage = NO_USAGE
     error: str | None = None
     logged: bool = False
-    # A JSON answer's settling, run after its body went out (see Proxy._after_body).
-    account: Callable[[], None] | None = None
 
     def log_line(self, elapsed: float) -> dict[str, Any]:
         """The access-log entry: one JSON line per request."""
