@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from core.dialects.base import Usage
 from core.failover import Outcome, OutcomeKind
@@ -28,15 +29,17 @@ _TRANSITION_EVENTS: dict[Transition, tuple[EventKind, str]] = {
 }
 
 
-def settle(
-    runtime: Runtime,
-    state: UpstreamState,
-    outcome: Outcome,
-    usage: Usage | None,
-    estimate: float,
-    key: object,
-    now: float,
-) -> None:
+class Claim(NamedTuple):
+    """A slot taken on one upstream for one attempt: what settling it needs."""
+
+    runtime: Runtime
+    state: UpstreamState
+    estimate: float  # input tokens charged to its token bucket at admission
+    key: KeyState | None  # the key used (None without keys): rested on 401/403
+
+
+def settle(claim: Claim, outcome: Outcome, usage: Usage | None, now: float) -> None:
+    runtime, state, estimate, key = claim
     state.active = max(0, state.active - 1)
     wall = time.time()
     kind = outcome.kind
@@ -50,7 +53,7 @@ def settle(
     elif kind is OutcomeKind.KEY_REJECTED:
         state.breaker.release()
         _fail(state, outcome, wall, key)
-        if isinstance(key, KeyState):
+        if key is not None:
             key.cooldown.extend_to(now + KEY_REJECT_COOLDOWN)
             runtime.add_event(
                 wall,
@@ -79,12 +82,12 @@ def settle(
         _count_tokens(state, usage, estimate, now)
 
 
-def _fail(state: UpstreamState, outcome: Outcome, wall: float, key: object) -> None:
+def _fail(state: UpstreamState, outcome: Outcome, wall: float, key: KeyState | None) -> None:
     state.counters.failures += 1
     text = outcome.reason
     if outcome.status is not None and str(outcome.status) != outcome.reason:
         text += f" (HTTP {outcome.status})"
-    if isinstance(key, KeyState):
+    if key is not None:
         text += f" with key {key.secret.masked}"  # which key of a pool; masked, never whole
     state.last_error = text
     state.last_error_wall = wall
