@@ -108,3 +108,18 @@ def test_open_file_limit_is_raised_toward_the_hard_limit() -> None:
         assert raised == expected
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_gc_tuning_freezes_startup_objects_and_raises_the_young_threshold() -> None:
+    import gc
+
+    from core.engine import YOUNG_GC_THRESHOLD, tune_gc
+
+    before = gc.get_threshold()
+    try:
+        tune_gc()
+        assert gc.get_freeze_count() > 0  # the objects alive now are out of the GC's sight
+        assert gc.get_threshold() == (YOUNG_GC_THRESHOLD, before[1], before[2])
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
