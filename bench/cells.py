@@ -51,6 +51,10 @@ def times(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.2f}"
 
 
+def ratio(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.2f} x"
+
+
 def mb(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.1f} MB"
 

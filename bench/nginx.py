@@ -2,7 +2,7 @@
 
 Owns: `nginx_config(...)` (pure) and `start_nginx(...)`. The issue's reference table puts
 nginx at +0.05 ms added p50 on its machine; loopback and wakeup costs differ a lot between
-machines (on the shared development VM here nginx itself added 0.15-0.23 ms), so the bench
+machines (on the shared development VM here nginx itself added 0.07-0.24 ms), so the bench
 measures nginx beside the proxy instead of quoting that figure.
 
 Rules:
@@ -68,9 +68,9 @@ def version(binary: str) -> str:
 
 
 def start_nginx(workdir: Path, cores: frozenset[int] | None, upstream_port: int,
-                binary: str | None = None) -> procs.Child:  # fmt: skip
-    """Start nginx in front of `upstream_port`; wait until it accepts TCP (10 s)."""
-    binary = binary or find_nginx()
+                binary: str | None) -> procs.Child:  # fmt: skip
+    """Start `binary` (find_nginx's answer) in front of `upstream_port`; wait until it
+    accepts TCP (10 s)."""
     if binary is None:
         raise procs.StartError(
             "no nginx binary on PATH (Debian: apt install nginx-light); the reference row is "

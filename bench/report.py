@@ -32,6 +32,7 @@ from bench.cells import (
     num,
     plus,
     present,
+    ratio,
     spread,
     sub,
     times,
@@ -149,9 +150,6 @@ def per_event_cpu(r: Report) -> float | None:
     return median(per_event_values(r.same, r.open_events))
 
 
-# ---------------------------------------------------------------- cells
-
-
 def _failures(phases: list[Phase], who: str = "") -> str:
     failed = sum(p.result.failed for p in phases)
     if not failed:
@@ -173,14 +171,17 @@ def _both_failures(r: Report, name: str) -> str:
 # ---------------------------------------------------------------- rows
 
 
+# The 1-client latency figures: label, phase, percentile, first event?, the added limit.
+LATENCY_CASES = (
+    ("latency p50, 1 client, non-stream", "single", 50, False, 0.0005),
+    ("latency p99, 1 client, non-stream", "single", 99, False, 0.002),
+    ("first event p50, 1 client, stream", "single_stream", 50, True, 0.0005),
+)
+
+
 def latency_rows(r: Report) -> list[Row]:
     rows = []
-    cases = [
-        ("latency p50, 1 client, non-stream", "single", 50, False, 0.0005),
-        ("latency p99, 1 client, non-stream", "single", 99, False, 0.002),
-        ("first event p50, 1 client, stream", "single_stream", 50, True, 0.0005),
-    ]
-    for label, name, q, first, limit in cases:
+    for label, name, q, first, limit in LATENCY_CASES:
         direct, floor, same = (_rounds(s, name) for s in (r.direct, r.floor, r.same))
         d, f, p = (_q(phases, q, first=first) for phases in (direct, floor, same))
         added = _q_added(same, direct, q, first=first)
@@ -207,15 +208,14 @@ def throughput_rows(r: Report) -> list[Row]:
         (f"req/s, 64 clients, stream ({r.events_per_stream} events)", "many_stream", 1500),
     ):
         d, f, p = (_rps(_rounds(s, name)) for s in (r.direct, r.floor, r.same))
-        ratio, vs_floor = div(p, d), div(p, f)
         rows.append(
             Row(
                 figure=label + _both_failures(r, name),
                 direct=num(d),
                 floor=num(f),
                 proxy=num(p),
-                versus="n/a" if ratio is None else f"{ratio:.2f} x",
-                vs_floor="n/a" if vs_floor is None else f"{vs_floor:.2f} x",
+                versus=ratio(div(p, d)),
+                vs_floor=ratio(div(p, f)),
                 target=f">= {minimum:,}",
                 verdict=verdict(p, at_least(minimum)),
             )
@@ -273,15 +273,15 @@ def cpu_rows(r: Report) -> list[Row]:
     )
     cross = _rounds(r.cross, "many_stream")
     cv = _cpu_values(cross)
-    ratio = div(median(cv), median(_cpu_values(_rounds(r.same, "many_stream"))))
+    vs_same = div(median(cv), median(_cpu_values(_rounds(r.same, "many_stream"))))
     rows.append(
         Row(
             figure="cross-dialect stream CPU (Anthropic client, OpenAI upstream)"
             + _failures(cross),
             proxy=spread(cv, ms),
-            versus="n/a" if ratio is None else f"{ratio:.2f} x same-dialect",
+            versus="n/a" if vs_same is None else f"{vs_same:.2f} x same-dialect",
             target="<= 2 x",
-            verdict=verdict(ratio, at_most(2.0)),
+            verdict=verdict(vs_same, at_most(2.0)),
         )
     )
     return rows
@@ -349,11 +349,7 @@ def reference_lines(r: Report) -> list[str]:
         return []
     nx, same, direct = r.nginx, r.same, r.direct
     rows = []
-    for label, name, q, first in (
-        ("latency p50, 1 client, non-stream", "single", 50, False),
-        ("latency p99, 1 client, non-stream", "single", 99, False),
-        ("first event p50, 1 client, stream", "single_stream", 50, True),
-    ):
+    for label, name, q, first, _ in LATENCY_CASES:
         n_ph, p_ph, d_ph = (_rounds(s, name) for s in (nx, same, direct))
         added, beyond = _q_added(n_ph, d_ph, q, first=first), _q_added(p_ph, n_ph, q, first=first)
         cells = [ms(_q(phases, q, first=first)) for phases in (d_ph, n_ph, p_ph)]
@@ -362,10 +358,8 @@ def reference_lines(r: Report) -> list[str]:
     for label, name in (("req/s, 64 clients, non-stream", "many"),
                         ("req/s, 64 clients, stream", "many_stream")):  # fmt: skip
         d, n, p = (_rps(_rounds(s, name)) for s in (direct, nx, same))
-        n_ratio, p_ratio = div(n, d), div(p, n)
         rows.append((label + _failures(_rounds(nx, name), "nginx: "), num(d), num(n), num(p),
-                     "n/a" if n_ratio is None else f"{n_ratio:.2f} x",
-                     "n/a" if p_ratio is None else f"{p_ratio:.2f} x"))  # fmt: skip
+                     ratio(div(n, d)), ratio(div(p, n))))  # fmt: skip
     for label, name in (("CPU per request, non-stream", "many"),
                         ("CPU per stream, unpaced", "many_stream")):  # fmt: skip
         nv, pv = _cpu_values(_rounds(nx, name)), _cpu_values(_rounds(same, name))

@@ -291,7 +291,8 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} CPUs, Linux {platform.release()}, Python {python}"
 
 
-def _targets(b: Bench, wd: Path, cores: procs.Cores, stack: contextlib.ExitStack) -> None:
+def _targets(b: Bench, wd: Path, cores: procs.Cores, stack: contextlib.ExitStack,
+             nginx: str | None) -> None:  # fmt: skip
     """Start the proxy, the floor, the cross-dialect proxy and nginx, all pinned like the proxy."""
     fake = f"http://{procs.HOST}:{b.fake.port}"
     pin = cores.proxy
@@ -305,7 +306,7 @@ def _targets(b: Bench, wd: Path, cores: procs.Cores, stack: contextlib.ExitStack
     b.start(Target.PROXY, proxy("proxy", "anthropic", fake), stack)
     b.start(Target.FLOOR, lambda: procs.start_floor(wd, pin, b.fake.port), stack)
     b.start(Target.CROSS, proxy("proxy-cross", "openai", f"{fake}/v1"), stack)
-    b.start(Target.NGINX, lambda: start_nginx(wd, pin, b.fake.port), stack)
+    b.start(Target.NGINX, lambda: start_nginx(wd, pin, b.fake.port, nginx), stack)
 
 
 def bench(profile: Profile) -> str:
@@ -318,7 +319,8 @@ def bench(profile: Profile) -> str:
         fake = procs.start_fake(wd, cores.harness)
         stack.callback(fake.stop)
         b = Bench(profile=profile, fake=fake, cores=cores)
-        _targets(b, wd, cores, stack)
+        nginx = find_nginx()
+        _targets(b, wd, cores, stack, nginx)
         b.rounds()
         b.proxy_only()
         b.check_alive()
@@ -338,7 +340,7 @@ def bench(profile: Profile) -> str:
         floor=b.suites[Target.FLOOR],
         cross=b.suites[Target.CROSS],
         nginx=b.suites[Target.NGINX],
-        nginx_version=version(binary) if (binary := find_nginx()) else "",
+        nginx_version=version(nginx) if nginx else "",
     )
     return render(report)
 
