@@ -104,7 +104,7 @@ def _stamp_floor_streams(log: list[Stamp]) -> None:
     send_all = trio.SocketStream.send_all
 
     async def stamped_receive(self: trio.SocketStream, max_bytes: int | None = None) -> bytes:
-        data = bytes(await receive_some(self, max_bytes))
+        data = await receive_some(self, max_bytes)
         log.append(Stamp(_now(), role("read", data), id(self)))
         return data
 
@@ -148,25 +148,27 @@ async def _measure(args: argparse.Namespace, log: list[Stamp]) -> dict[str, list
     cores = Cores.split()
     if cores.proxy is not None:
         os.sched_setaffinity(0, cores.proxy)
-    pin = ["taskset", "-c", ",".join(map(str, sorted(cores.harness)))] if cores.harness else []
+    harness = cores.harness
+    pin = None if harness is None else partial(os.sched_setaffinity, 0, harness)
     fake = subprocess.Popen(
-        [*pin, sys.executable, "-m", "bench.fake_upstream", "--port", "0"],
+        [sys.executable, "-m", "bench.fake_upstream", "--port", "0"],
         stdout=subprocess.PIPE,
         cwd=REPO,
+        preexec_fn=pin,
     )
     try:
         assert fake.stdout is not None
         upstream_port = int(fake.stdout.readline().decode().split("port=")[1].split()[0])
         async with trio.open_nursery() as nursery:
             port = await _start_target(nursery, args, upstream_port)
-            load = [*pin, sys.executable, "-m", "bench.loadgen", "--port", str(port),
-                    "--clients", "1", "--requests"]  # fmt: skip
-            extra = ["--stream"] if args.stream else []
-            await trio.run_process([*load, "300", *extra], capture_stdout=True, cwd=REPO)
+            load = [sys.executable, "-m", "bench.loadgen", "--port", str(port), "--clients", "1"]
+            if args.stream:
+                load.append("--stream")
+            load.append("--requests")
+            run = partial(trio.run_process, capture_stdout=True, cwd=REPO, preexec_fn=pin)
+            await run([*load, "300"])
             log.clear()  # the warm-up's stamps
-            await trio.run_process(
-                [*load, str(args.requests), *extra], capture_stdout=True, cwd=REPO
-            )
+            await run([*load, str(args.requests)])
             nursery.cancel_scope.cancel()
     finally:
         fake.kill()
