@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Iterable
@@ -32,7 +31,7 @@ from typing import Any, NamedTuple
 
 import trio
 
-from bench.procs import REPO, Cores
+from bench import procs
 
 _now = time.perf_counter_ns
 
@@ -128,16 +127,8 @@ async def _start_target(nursery: trio.Nursery, args: argparse.Namespace, upstrea
     from core.config_parse import parse_config
     from core.engine import Engine, tune_gc
 
-    config = parse_config(
-        "listen: {host: 127.0.0.1, port: 0}\n"
-        'logging: {stdout: false, file: ""}\n'
-        "upstreams:\n"
-        "  - name: fake\n"
-        "    provider: anthropic\n"
-        f"    base_url: http://127.0.0.1:{upstream_port}\n"
-        "    api_key: bench-key-123456789\n",
-        {},
-    )
+    url = f"http://{procs.HOST}:{upstream_port}"
+    config = parse_config(procs.proxy_config(0, [("fake", "anthropic", url)]), {})
     engine = Engine(config, access_log=AccessLog())
     tune_gc()  # as the headless app does
     info = await nursery.start(partial(engine.run, port=0))
@@ -145,34 +136,25 @@ async def _start_target(nursery: trio.Nursery, args: argparse.Namespace, upstrea
 
 
 async def _measure(args: argparse.Namespace, log: list[Stamp]) -> dict[str, list[float]]:
-    cores = Cores.split()
+    cores = procs.Cores.split()
     if cores.proxy is not None:
         os.sched_setaffinity(0, cores.proxy)
     harness = cores.harness
     pin = None if harness is None else partial(os.sched_setaffinity, 0, harness)
-    fake = subprocess.Popen(
-        [sys.executable, "-m", "bench.fake_upstream", "--port", "0"],
-        stdout=subprocess.PIPE,
-        cwd=REPO,
-        preexec_fn=pin,
-    )
-    try:
-        assert fake.stdout is not None
-        upstream_port = int(fake.stdout.readline().decode().split("port=")[1].split()[0])
-        async with trio.open_nursery() as nursery:
-            port = await _start_target(nursery, args, upstream_port)
-            load = [sys.executable, "-m", "bench.loadgen", "--port", str(port), "--clients", "1"]
-            if args.stream:
-                load.append("--stream")
-            load.append("--requests")
-            run = partial(trio.run_process, capture_stdout=True, cwd=REPO, preexec_fn=pin)
-            await run([*load, "300"])
-            log.clear()  # the warm-up's stamps
-            await run([*load, str(args.requests)])
-            nursery.cancel_scope.cancel()
-    finally:
-        fake.kill()
-        fake.wait()
+    with procs.workdir() as wd:
+        fake = procs.start_fake(wd, harness)
+        try:
+            async with trio.open_nursery() as nursery:
+                port = await _start_target(nursery, args, fake.port)
+                load = [sys.executable, "-m", "bench.loadgen", "--port", str(port)]
+                load += ["--clients", "1", *(["--stream"] if args.stream else []), "--requests"]
+                run = partial(trio.run_process, capture_stdout=True, cwd=procs.REPO, preexec_fn=pin)
+                await run([*load, "300"])
+                log.clear()  # the warm-up's stamps
+                await run([*load, str(args.requests)])
+                nursery.cancel_scope.cancel()
+        finally:
+            fake.stop()
     return segments(log)
 
 
